@@ -1,0 +1,279 @@
+// The seams between the pure core and the world. Connectors implement CrmPort and MessengerPort; server/storage
+// implements Store; the clock is injected so that tests, replays and timers agree on "now".
+import type { RoutingConfig } from './config.ts';
+import type { AgentStatus } from './config.ts';
+import type { CrmId, Segment, SegmentIssue, Tier, TicketRef } from './segment.ts';
+import type { TierSource } from './tiering.ts';
+
+export interface Clock {
+  now(): number;
+}
+
+/** Structured logging. Fields must never carry a secret (tokens, session strings, signatures). */
+export interface Logger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+  child(fields: Record<string, unknown>): Logger;
+}
+
+/** A CRM told us a ticket needs routing. Stored durably (deduped on idempotencyKey) before the CRM gets its answer. */
+export type IntakeEvent = {
+  /** Unique per delivery of the same fact: retries of one delivery carry the same key. */
+  idempotencyKey: string;
+  ref: TicketRef;
+  reason: 'created' | 'changed' | 'workflow' | 'manual';
+  at: number;
+};
+
+export interface Intake {
+  /** Persists the events and schedules their routing; resolves once they are durable. */
+  accept(events: IntakeEvent[]): Promise<{ accepted: number; duplicates: number }>;
+}
+
+// ---------------------------------------------------------------- CRM
+
+/** A ticket as the CRM describes it right now (read fresh at routing time, never from a cache). */
+export type CrmContext = {
+  ref: TicketRef;
+  subject: string;
+  description: string | null;
+  customerName: string | null;
+  companyName: string | null;
+  /** Link a rep or agent can open to see the ticket in the CRM. */
+  recordUrl: string;
+  segment: Segment;
+  /** Attributes the mapper could not fill (missing or invalid), for the staleness report. */
+  issues: SegmentIssue[];
+};
+
+/** The current routing outcome, as written onto the CRM record (HubSpot properties / Salesforce Case fields). */
+export type RoutingFields = {
+  status: 'waiting' | 'assigned' | 'answered' | 'resolved';
+  queue: string;
+  agent: string | null;
+  segment: string;
+  tier: Tier | null;
+  rule: string | null;
+  routedAt: string;
+  topicLink: string | null;
+  firstResponseMinutes: number | null;
+  resolvedAt: string | null;
+  slaMet: boolean | null;
+  /** One line: why the ticket is where it is. */
+  reason: string;
+};
+
+export const HISTORY_KINDS = ['routed', 'assigned', 'first_reply', 'reply_by_other', 'reassigned', 'overflow', 'sla_warning', 'sla_breached', 'escalated', 'resolved', 'reopened', 'topic_recreated'] as const;
+export type HistoryKind = (typeof HISTORY_KINDS)[number];
+
+export type HistoryEntry = {
+  /** `${ticketKey}#${seq}`: the idempotency key of this entry everywhere it is written. */
+  key: string;
+  ticketKey: string;
+  seq: number;
+  kind: HistoryKind;
+  at: number;
+  queueId: string;
+  agentId: string | null;
+  ruleId: string | null;
+  tier: Tier | null;
+  /** Plain words, the same in Telegram, the CRM and the console. */
+  text: string;
+  /** The full explanation, for routing decisions. */
+  explanation?: string[];
+};
+
+export type CrmWriteBack = {
+  entry: HistoryEntry;
+  fields: RoutingFields;
+  /** Company / Account the outcome is also shown on, when known. */
+  companyId: string | null;
+};
+
+export interface CrmPort {
+  readonly crm: CrmId;
+  /** Reads the ticket, its company and contact fresh and maps them into a segment. */
+  fetchContext(ref: TicketRef): Promise<CrmContext>;
+  /**
+   * Writes the current outcome and one history entry. Must be idempotent on entry.key: a retry after a crash
+   * (the CRM got the write, we did not record it) must not add a second history entry.
+   */
+  writeBack(ref: TicketRef, update: CrmWriteBack): Promise<void>;
+}
+
+// ---------------------------------------------------------------- Messenger (Telegram)
+
+export type TopicRef = { groupId: string; topicId: number; link: string };
+export type Mention = { name: string; telegramUserId?: string; telegramUsername?: string };
+
+export type CreateTopicRequest = {
+  ticketKey: string;
+  groupId: string;
+  title: string;
+  tier: Tier | null;
+  /** Stored before the call; the same id on a retry lets the messenger return the topic it already made. */
+  randomId: string;
+};
+
+export type PostRequest = {
+  topic: TopicRef;
+  text: string;
+  mention?: Mention;
+  /** Idempotency key of this message (decimal int64 string). */
+  randomId: string;
+  pin?: boolean;
+  /** Higher goes first under throttling: tier rank and SLA nearness. */
+  priority?: number;
+};
+
+export interface MessengerPort {
+  createTopic(req: CreateTopicRequest): Promise<TopicRef>;
+  post(req: PostRequest): Promise<{ messageId: number }>;
+  closeTopic(topic: TopicRef): Promise<void>;
+}
+
+export type MessengerEvent =
+  | { kind: 'message'; groupId: string; topicId: number; messageId: number; fromTelegramUserId: string; text: string; at: number }
+  | { kind: 'topic_closed'; groupId: string; topicId: number; at: number; byTelegramUserId?: string }
+  | { kind: 'presence'; telegramUserId: string; online: boolean; at: number };
+
+// ---------------------------------------------------------------- Store
+
+export type TicketStatus = 'received' | 'waiting' | 'assigned' | 'answered' | 'resolved' | 'failed';
+
+export type TicketRecord = {
+  key: string;
+  ref: TicketRef;
+  status: TicketStatus;
+  receivedAt: number;
+  updatedAt: number;
+  subject: string;
+  customerName: string | null;
+  companyName: string | null;
+  companyId: string | null;
+  recordUrl: string | null;
+  segment: Segment | null;
+  issues: SegmentIssue[];
+  tierSource: TierSource | null;
+  queueId: string | null;
+  agentId: string | null;
+  ruleId: string | null;
+  summary: string | null;
+  explanation: string[];
+  enqueuedAt: number | null;
+  routedAt: number | null;
+  slaDueAt: number | null;
+  topic: TopicRef | null;
+  /** Reserved before the topic is created; see CreateTopicRequest.randomId. */
+  topicRandomId: string | null;
+  firstResponseAt: number | null;
+  firstResponderId: string | null;
+  resolvedAt: number | null;
+  slaMet: boolean | null;
+  overflowCount: number;
+  reassignCount: number;
+  escalated: boolean;
+  /** Number of history entries so far; the next entry gets seq + 1. */
+  seq: number;
+};
+
+export const JOB_KINDS = ['route', 'topic', 'post', 'writeback', 'close_topic'] as const;
+export type JobKind = (typeof JOB_KINDS)[number];
+
+export type Job = {
+  /** Deterministic: enqueuing the same id twice is a no-op, which is what makes each side effect happen once. */
+  id: string;
+  kind: JobKind;
+  ticketKey: string;
+  payload: Record<string, unknown>;
+  attempts: number;
+  nextAt: number;
+  status: 'pending' | 'dead';
+  lastError: string | null;
+  leaseUntil: number;
+  createdAt: number;
+};
+
+export const TIMER_KINDS = ['sla_reminder', 'sla_breach', 'overflow_check', 'offline_grace'] as const;
+export type TimerKind = (typeof TIMER_KINDS)[number];
+export type Timer = { id: string; kind: TimerKind; at: number; ticketKey?: string; agentId?: string };
+
+export type CounterOp =
+  | { op: 'load'; agentId: string; delta: number }
+  | { op: 'rr'; queueId: string; value: number }
+  | { op: 'rotation'; queueId: string; value: number }
+  | { op: 'status'; agentId: string; status: AgentStatus }
+  | { op: 'wait'; queueId: string; ticketKey: string; since: number }
+  | { op: 'unwait'; queueId: string; ticketKey: string };
+
+/** Everything one pipeline step changes, applied atomically: a crash leaves all of it or none of it. */
+export type Batch = {
+  tickets?: TicketRecord[];
+  jobs?: Job[];
+  completeJobs?: string[];
+  timers?: Timer[];
+  cancelTimers?: string[];
+  history?: HistoryEntry[];
+  counters?: CounterOp[];
+};
+
+export type ConfigVersion = { version: number; config: RoutingConfig; savedAt: number; author: string; note: string };
+
+export type HistoryQuery = {
+  ticketKey?: string;
+  companyId?: string;
+  tier?: Tier | 'unknown';
+  queueId?: string;
+  agentId?: string;
+  kind?: HistoryKind;
+  from?: number;
+  to?: number;
+  offset?: number;
+  limit?: number;
+};
+
+export type Counters = {
+  status: Record<string, AgentStatus>;
+  load: Record<string, number>;
+  rr: Record<string, number>;
+  rotation: Record<string, number>;
+  /** queue -> ticketKey -> waiting since (ms). */
+  waiting: Record<string, Record<string, number>>;
+};
+
+export interface Store {
+  getConfig(): Promise<ConfigVersion | null>;
+  saveConfig(config: RoutingConfig, meta: { author: string; note: string; at: number }): Promise<ConfigVersion>;
+  configVersions(): Promise<ConfigVersion[]>;
+
+  /** Records an inbound event key; false when it was seen before (a duplicate delivery). */
+  recordInbound(keys: string[], at: number): Promise<boolean[]>;
+
+  getTicket(key: string): Promise<TicketRecord | null>;
+  findTicketByTopic(groupId: string, topicId: number): Promise<TicketRecord | null>;
+  tickets(filter?: { open?: boolean; agentId?: string; queueId?: string }): Promise<TicketRecord[]>;
+  counters(): Promise<Counters>;
+
+  commit(batch: Batch): Promise<void>;
+  /** Runs fn exclusively against other routing decisions (counters read and changed as one). */
+  exclusive<T>(fn: () => Promise<T>): Promise<T>;
+
+  claimJobs(now: number, limit: number, leaseMs: number): Promise<Job[]>;
+  failJob(id: string, error: string, retryAt: number | null): Promise<void>;
+  deadJobs(): Promise<Job[]>;
+  retryDeadJob(id: string, now: number): Promise<boolean>;
+  pendingJobs(): Promise<number>;
+  dueTimers(now: number, limit: number): Promise<Timer[]>;
+
+  history(query: HistoryQuery): Promise<{ total: number; entries: HistoryEntry[] }>;
+
+  /** Small keyed records for connectors: encrypted tokens, OAuth state, replay ids, channel access hashes. */
+  kvGet<T = unknown>(ns: string, key: string): Promise<T | null>;
+  kvPut(ns: string, key: string, value: unknown): Promise<void>;
+  kvDelete(ns: string, key: string): Promise<boolean>;
+  kvList<T = unknown>(ns: string): Promise<{ key: string; value: T }[]>;
+
+  close(): Promise<void>;
+}
