@@ -10,6 +10,12 @@ export interface Clock {
 }
 
 /** Structured logging. Fields must never carry a secret (tokens, session strings, signatures). */
+/** Counters and histograms for /metrics; the server renders them in Prometheus format. */
+export interface Metrics {
+  inc(name: string, labels?: Record<string, string>, by?: number): void;
+  observe(name: string, labels: Record<string, string>, value: number): void;
+}
+
 export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;
   info(msg: string, fields?: Record<string, unknown>): void;
@@ -168,6 +174,10 @@ export type TicketRecord = {
   topic: TopicRef | null;
   /** Reserved before the topic is created; see CreateTopicRequest.randomId. */
   topicRandomId: string | null;
+  /** The forum group chosen for the topic, persisted with topicRandomId so a retry uses the same group. */
+  topicGroupId: string | null;
+  /** 0 for the first topic; +1 each time a deleted topic is recreated. */
+  topicGeneration: number;
   firstResponseAt: number | null;
   firstResponderId: string | null;
   resolvedAt: number | null;
@@ -179,7 +189,7 @@ export type TicketRecord = {
   seq: number;
 };
 
-export const JOB_KINDS = ['route', 'topic', 'post', 'writeback', 'close_topic'] as const;
+export const JOB_KINDS = ['route', 'topic', 'post', 'writeback', 'close_topic', 'event'] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
 
 export type Job = {
@@ -210,9 +220,12 @@ export type CounterOp =
 
 /** Everything one pipeline step changes, applied atomically: a crash leaves all of it or none of it. */
 export type Batch = {
+  /** Upserts by key. */
   tickets?: TicketRecord[];
+  /** Inserted unless a job with the same id exists or completed recently (then ignored). */
   jobs?: Job[];
   completeJobs?: string[];
+  /** Upserts by id (re-arming a timer moves its deadline). */
   timers?: Timer[];
   cancelTimers?: string[];
   history?: HistoryEntry[];
@@ -260,7 +273,9 @@ export interface Store {
   /** Runs fn exclusively against other routing decisions (counters read and changed as one). */
   exclusive<T>(fn: () => Promise<T>): Promise<T>;
 
+  /** Due pending jobs not under lease, oldest nextAt first; sets leaseUntil = now + leaseMs. Does not touch attempts. */
   claimJobs(now: number, limit: number, leaseMs: number): Promise<Job[]>;
+  /** attempts + 1, lastError = error, lease cleared; retryAt null makes the job a dead letter. */
   failJob(id: string, error: string, retryAt: number | null): Promise<void>;
   deadJobs(): Promise<Job[]>;
   retryDeadJob(id: string, now: number): Promise<boolean>;
