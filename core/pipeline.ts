@@ -1,0 +1,732 @@
+// The ticket pipeline: intake -> fresh CRM read -> route -> Telegram topic + card -> CRM write-back -> later events.
+//
+// Durability model: every state change is one Store.commit (atomic), and every side effect runs from a job in the
+// durable outbox. A job's id is deterministic, so enqueuing it twice is a no-op; each side effect carries its own
+// idempotency key (topic random_id, message random_id, history entry key) so running a job twice after a crash has
+// the effect once. Timers are stored deadlines. The runner (server/worker.ts) calls runDue() in a loop.
+import { AppError, errorMessage, isRetryable } from './errors.ts';
+import { parseRoutingConfig } from './config.ts';
+import { explainDecision } from './explain.ts';
+import { createRouter, effectOps, stateOf, type Decision, type Router } from './route.ts';
+import { segmentLabel, ticketKey, type CrmId, type TicketRef } from './segment.ts';
+import { COMMAND_HELP, ticketCard, topicTitle } from './cards.ts';
+import { fnv64 } from './ids.ts';
+import type {
+  Batch,
+  Clock,
+  CounterOp,
+  CrmContext,
+  CrmPort,
+  HistoryEntry,
+  HistoryKind,
+  Intake,
+  IntakeEvent,
+  Job,
+  JobKind,
+  Logger,
+  Mention,
+  MessengerEvent,
+  MessengerPort,
+  Metrics,
+  RoutingFields,
+  Store,
+  TicketRecord,
+  Timer,
+} from './ports.ts';
+import type { AgentStatus } from './config.ts';
+
+export type PipelineOptions = {
+  maxAttempts: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  /** Telegram pacing can hold a send for minutes; a lease shorter than that would let a second worker run it. */
+  leaseMs: number;
+  batchSize: number;
+  /** How long an agent may be offline (presence) before their unanswered tickets move. */
+  offlineGraceMs: number;
+};
+
+const DEFAULTS: PipelineOptions = { maxAttempts: 8, backoffBaseMs: 1_000, backoffMaxMs: 5 * 60_000, leaseMs: 10 * 60_000, batchSize: 32, offlineGraceMs: 2 * 60_000 };
+
+export type PipelineDeps = {
+  store: Store;
+  clock: Clock;
+  logger: Logger;
+  metrics?: Metrics;
+  crm: (id: CrmId) => CrmPort | undefined;
+  messenger: MessengerPort;
+  /** Called when new work is queued, so the worker can run at once instead of at its next poll. */
+  wake?: () => void;
+  options?: Partial<PipelineOptions>;
+};
+
+/** History kinds that reps see on the CRM record. SLA reminders stay in Tierline's own history. */
+const WRITTEN_BACK: ReadonlySet<HistoryKind> = new Set(['routed', 'assigned', 'first_reply', 'reply_by_other', 'reassigned', 'overflow', 'sla_breached', 'escalated', 'resolved', 'reopened', 'topic_recreated']);
+const TIER_PRIORITY = { enterprise: 40, premium: 30, standard: 20, free: 10 } as const;
+const NO_METRICS: Metrics = { inc() {}, observe() {} };
+
+export type Pipeline = ReturnType<typeof createPipeline>;
+
+export function createPipeline(deps: PipelineDeps) {
+  const { store, clock, messenger } = deps;
+  const log = deps.logger;
+  const metrics = deps.metrics ?? NO_METRICS;
+  const opt: PipelineOptions = { ...DEFAULTS, ...deps.options };
+  let cached: { version: number; router: Router } | null = null;
+
+  async function currentRouter(): Promise<Router> {
+    const v = await store.getConfig();
+    if (!v) throw new AppError('misconfigured', 'No routing configuration saved yet; save rules, queues and agents in the console or PUT /api/v1/config, then retry this step.');
+    if (!cached || cached.version !== v.version) cached = { version: v.version, router: createRouter(parseRoutingConfig(v.config)) };
+    return cached.router;
+  }
+
+  function crmOf(ref: TicketRef): CrmPort {
+    const port = deps.crm(ref.crm);
+    if (!port) throw new AppError('misconfigured', `No ${ref.crm} connector is configured; connect ${ref.crm} or remove its webhook.`);
+    return port;
+  }
+
+  function job(kind: JobKind, id: string, ticketKey: string, payload: Record<string, unknown>, at: number, delayMs = 0): Job {
+    return { id, kind, ticketKey, payload, attempts: 0, nextAt: at + delayMs, status: 'pending', lastError: null, leaseUntil: 0, createdAt: at };
+  }
+
+  async function commit(batch: Batch): Promise<void> {
+    await store.commit(batch);
+    if (batch.jobs?.length) deps.wake?.();
+  }
+
+  /** Mutates a ticket under the store's exclusive section; build returns the batch (or null to do nothing). */
+  async function withTicket(key: string, build: (t: TicketRecord, router: Router, now: number) => Promise<Batch | null> | Batch | null): Promise<boolean> {
+    return store.exclusive(async () => {
+      const t = await store.getTicket(key);
+      if (!t) return false;
+      const router = await currentRouter();
+      const batch = await build(structuredClone(t), router, clock.now());
+      if (!batch) return false;
+      await commit(batch);
+      return true;
+    });
+  }
+
+  function entry(t: TicketRecord, kind: HistoryKind, text: string, at: number, explanation?: string[]): HistoryEntry {
+    t.seq += 1;
+    const e: HistoryEntry = { key: `${t.key}#${t.seq}`, ticketKey: t.key, seq: t.seq, kind, at, queueId: t.queueId ?? '', agentId: t.agentId, ruleId: t.ruleId, tier: t.segment?.tier ?? null, text };
+    if (explanation) e.explanation = explanation;
+    return e;
+  }
+
+  /** The jobs that publish a history entry: to the CRM record, and (optionally) as a message in the topic. */
+  function publish(t: TicketRecord, e: HistoryEntry, now: number, post?: { text: string; mention?: Mention; pin?: boolean }): Job[] {
+    const jobs: Job[] = [];
+    if (WRITTEN_BACK.has(e.kind)) jobs.push(job('writeback', `wb:${e.key}`, t.key, { entryKey: e.key }, now));
+    if (post) jobs.push(job('post', `post:${e.key}`, t.key, { ...post, priority: priorityOf(t, now) }, now));
+    return jobs;
+  }
+
+  function priorityOf(t: TicketRecord, now: number): number {
+    const tier = t.segment?.tier ? TIER_PRIORITY[t.segment.tier] : 0;
+    // Nearer SLA deadlines go first within a tier band: up to +9 as the deadline approaches within the hour.
+    const urgency = t.slaDueAt ? Math.max(0, Math.min(9, 9 - Math.floor((t.slaDueAt - now) / 400_000))) : 0;
+    return tier + urgency;
+  }
+
+  function mentionOf(router: Router, agentId: string | null): Mention | undefined {
+    if (!agentId) return undefined;
+    const a = router.agent(agentId);
+    if (!a) return undefined;
+    const m: Mention = { name: a.name };
+    if (a.telegramUserId) m.telegramUserId = a.telegramUserId;
+    if (a.telegramUsername) m.telegramUsername = a.telegramUsername;
+    return m;
+  }
+
+  function agentName(router: Router, id: string | null): string | null {
+    return id ? (router.agent(id)?.name ?? id) : null;
+  }
+
+  function slaTimers(t: TicketRecord, router: Router): Timer[] {
+    if (!t.slaDueAt || t.firstResponseAt || t.enqueuedAt === null || !t.queueId) return [];
+    const q = router.queue(t.queueId);
+    const reminderAt = t.enqueuedAt + (t.slaDueAt - t.enqueuedAt) * q.slaReminderAt;
+    return [
+      { id: `sla_reminder:${t.key}`, kind: 'sla_reminder', at: reminderAt, ticketKey: t.key },
+      { id: `sla_breach:${t.key}`, kind: 'sla_breach', at: t.slaDueAt, ticketKey: t.key },
+    ];
+  }
+
+  function overflowTimer(t: TicketRecord, router: Router, now: number): Timer[] {
+    if (t.status !== 'waiting' || !t.queueId) return [];
+    const q = router.queue(t.queueId);
+    if (!q.overflow?.afterSeconds) return [];
+    const at = Math.max(now, (t.enqueuedAt ?? now) + q.overflow.afterSeconds * 1000 + 1);
+    return [{ id: `overflow_check:${t.key}`, kind: 'overflow_check', at, ticketKey: t.key }];
+  }
+
+  /** Applies a routing decision to a ticket record and returns the counter changes it implies. */
+  function applyDecision(t: TicketRecord, d: Decision, router: Router, now: number, previousQueue: string | null): CounterOp[] {
+    const ops = effectOps(d.effects);
+    if (previousQueue) ops.push({ op: 'unwait', queueId: previousQueue, ticketKey: t.key });
+    if (d.outcome === 'held') ops.push({ op: 'wait', queueId: d.queueId, ticketKey: t.key, since: d.enqueuedAt });
+    const overflows = d.steps.filter((s) => s.overflow).length;
+    if (overflows) {
+      t.overflowCount += overflows;
+      for (const s of d.steps) if (s.overflow) metrics.inc('tierline_overflow_total', { queue: s.queueId, reason: s.overflow.reason });
+    }
+    const x = explainDecision(router, d);
+    t.queueId = d.queueId;
+    t.agentId = d.agentId;
+    if (d.rule) t.ruleId = d.rule.id;
+    t.status = d.outcome === 'assigned' ? 'assigned' : 'waiting';
+    t.summary = x.summary;
+    t.explanation = x.lines;
+    t.slaDueAt = d.slaDueAt;
+    t.enqueuedAt = d.enqueuedAt;
+    t.updatedAt = now;
+    metrics.inc('tierline_decisions_total', { tier: t.segment?.tier ?? 'unknown', queue: d.queueId, outcome: d.outcome });
+    return ops;
+  }
+
+  // ------------------------------------------------------------------ intake
+
+  const intake: Intake = {
+    async accept(events: IntakeEvent[]) {
+      const now = clock.now();
+      // Jobs first, then the inbound keys: a crash in between makes the redelivery enqueue the same job ids again,
+      // which the store ignores. The other order could mark an event seen and lose it.
+      const jobs = events.map((e) => job('route', `route:${ticketKey(e.ref)}`, ticketKey(e.ref), { ref: e.ref, reason: e.reason, at: e.at }, now));
+      await commit({ jobs });
+      const fresh = await store.recordInbound(events.map((e) => `in:${e.idempotencyKey}`), now);
+      const accepted = fresh.filter(Boolean).length;
+      for (const e of events) metrics.inc('tierline_events_received_total', { crm: e.ref.crm });
+      if (events.length - accepted) metrics.inc('tierline_events_duplicate_total', {}, events.length - accepted);
+      return { accepted, duplicates: events.length - accepted };
+    },
+  };
+
+  // ------------------------------------------------------------------ jobs
+
+  async function runRoute(j: Job): Promise<void> {
+    const ref = j.payload.ref as TicketRef;
+    const at = typeof j.payload.at === 'number' ? j.payload.at : clock.now();
+    const existing = await store.getTicket(j.ticketKey);
+    if (existing?.routedAt) return void (await commit({ completeJobs: [j.id] }));
+    // Read fresh at routing time: a cached tier would route on yesterday's contract.
+    const ctx = await crmOf(ref).fetchContext(ref);
+    await store.exclusive(async () => {
+      if ((await store.getTicket(j.ticketKey))?.routedAt) return void (await commit({ completeJobs: [j.id] }));
+      const router = await currentRouter();
+      const now = clock.now();
+      const enqueuedAt = Math.min(at, now);
+      const counters = await store.counters();
+      const d = router.route({ segment: ctx.segment, now, enqueuedAt }, stateOf(counters));
+      const t = newTicket(j.ticketKey, ctx, now);
+      t.tierSource = d.tier.source;
+      if (d.tier.tier !== ctx.segment.tier) t.segment = { ...ctx.segment, tier: d.tier.tier };
+      const ops = applyDecision(t, d, router, now, null);
+      t.routedAt = now;
+      const e = entry(t, 'routed', `Routed to ${t.summary}`, now, t.explanation);
+      const jobs = [job('topic', `topic:${t.key}:g0`, t.key, { generation: 0 }, now)];
+      await commit({ tickets: [t], history: [e], counters: ops, jobs, timers: [...slaTimers(t, router), ...overflowTimer(t, router, now)], completeJobs: [j.id] });
+      log.info('ticket routed', { ticket: t.key, queue: t.queueId, agent: t.agentId, outcome: d.outcome, rule: t.ruleId });
+    });
+  }
+
+  function newTicket(key: string, ctx: CrmContext, now: number): TicketRecord {
+    return {
+      key,
+      ref: ctx.ref,
+      status: 'received',
+      receivedAt: now,
+      updatedAt: now,
+      subject: ctx.subject,
+      customerName: ctx.customerName,
+      companyName: ctx.companyName,
+      companyId: ctx.segment.source.companyId,
+      recordUrl: ctx.recordUrl,
+      segment: ctx.segment,
+      issues: ctx.issues,
+      tierSource: null,
+      queueId: null,
+      agentId: null,
+      ruleId: null,
+      summary: null,
+      explanation: [],
+      enqueuedAt: null,
+      routedAt: null,
+      slaDueAt: null,
+      topic: null,
+      topicRandomId: null,
+      topicGroupId: null,
+      topicGeneration: 0,
+      firstResponseAt: null,
+      firstResponderId: null,
+      resolvedAt: null,
+      slaMet: null,
+      overflowCount: 0,
+      reassignCount: 0,
+      escalated: false,
+      seq: 0,
+    };
+  }
+
+  async function runTopic(j: Job): Promise<void> {
+    const generation = Number(j.payload.generation ?? 0);
+    let t = await store.getTicket(j.ticketKey);
+    if (!t) throw new AppError('not_found', `Ticket ${j.ticketKey} is not in the store; it may have been purged.`);
+    if (t.topic && t.topicGeneration >= generation) return void (await commit({ completeJobs: [j.id] }));
+    const router = await currentRouter();
+    if (!t.topicRandomId || !t.topicGroupId || t.topicGeneration !== generation) {
+      // Persist the group and random_id before the call: a retry after a crash sends the same ones.
+      const groupId = await pickGroup(t, router);
+      await withTicket(t.key, (cur) => {
+        cur.topicGroupId = groupId;
+        cur.topicGeneration = generation;
+        cur.topicRandomId = fnv64(`topic:${cur.key}:g${generation}`);
+        return { tickets: [cur] };
+      });
+      t = (await store.getTicket(j.ticketKey))!;
+    }
+    const title = topicTitle(t.segment?.tier ?? null, t.companyName ?? t.customerName, t.subject);
+    const topic = await messenger.createTopic({ ticketKey: t.key, groupId: t.topicGroupId!, title, tier: t.segment?.tier ?? null, randomId: t.topicRandomId! });
+    await withTicket(t.key, (cur, router, now) => {
+      cur.topic = topic;
+      cur.updatedAt = now;
+      const queueName = cur.queueId ? router.queue(cur.queueId).name : '';
+      const card = ticketCard(cur, null, cur.explanation, agentName(router, cur.agentId), queueName);
+      const jobs: Job[] = [job('post', `post:${cur.key}:card:g${generation}`, cur.key, { text: card, mention: mentionOf(router, cur.agentId), pin: true, priority: priorityOf(cur, now) }, now)];
+      const history: HistoryEntry[] = [];
+      if (generation === 0) {
+        // The routing outcome goes to the CRM once the topic exists, so the record carries the topic link.
+        jobs.push(job('writeback', `wb:${cur.key}#1`, cur.key, { entryKey: `${cur.key}#1` }, now));
+      } else {
+        const e = entry(cur, 'topic_recreated', `Telegram topic was deleted; recreated at ${topic.link}`, now);
+        history.push(e);
+        jobs.push(...publish(cur, e, now));
+      }
+      return { tickets: [cur], history, jobs, completeJobs: [j.id] };
+    });
+  }
+
+  /** Spreads a queue's topics over its groups: the group with the fewest open tickets, ties by order. */
+  async function pickGroup(t: TicketRecord, router: Router): Promise<string> {
+    const q = t.queueId ? router.queue(t.queueId) : null;
+    const candidates = q?.groups.length ? q.groups : router.config.groups.map((g) => g.id);
+    if (!candidates.length) throw new AppError('misconfigured', `Queue "${t.queueId}" has no Telegram group and none is configured; add a forum group under groups and list it on the queue.`);
+    if (candidates.length === 1) return candidates[0]!;
+    const open = await store.tickets({ open: true });
+    const load = new Map(candidates.map((g) => [g, 0]));
+    for (const o of open) if (o.topicGroupId && load.has(o.topicGroupId)) load.set(o.topicGroupId, load.get(o.topicGroupId)! + 1);
+    return candidates.reduce((best, g) => (load.get(g)! < load.get(best)! ? g : best));
+  }
+
+  async function runPost(j: Job): Promise<void> {
+    const t = await store.getTicket(j.ticketKey);
+    if (!t) throw new AppError('not_found', `Ticket ${j.ticketKey} is not in the store.`);
+    if (!t.topic) throw new AppError('upstream', 'The ticket has no Telegram topic yet; the message is sent once the topic exists.');
+    const p = j.payload as { text: string; mention?: Mention; pin?: boolean; priority?: number };
+    try {
+      const req = { topic: t.topic, text: p.text, randomId: fnv64(`${j.id}@${t.topic.groupId}/${t.topic.topicId}`), priority: p.priority ?? priorityOf(t, clock.now()) } as Parameters<MessengerPort['post']>[0];
+      if (p.mention) req.mention = p.mention;
+      if (p.pin) req.pin = true;
+      await messenger.post(req);
+      if (j.id.includes(':card:')) metrics.observe('tierline_notify_seconds', { tier: t.segment?.tier ?? 'unknown' }, (clock.now() - t.receivedAt) / 1000);
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'topic_gone') await recreateTopic(t.key, t.topic.topicId);
+      throw err;
+    }
+    await commit({ completeJobs: [j.id] });
+  }
+
+  /** A topic that still needs messages was deleted: open a new one (once, however many sends hit the gap). */
+  async function recreateTopic(key: string, goneTopicId: number): Promise<void> {
+    await withTicket(key, (cur, _r, now) => {
+      if (!cur.topic || cur.topic.topicId !== goneTopicId) return null;
+      const generation = cur.topicGeneration + 1;
+      cur.topic = null;
+      cur.topicRandomId = null;
+      cur.topicGeneration = generation;
+      cur.updatedAt = now;
+      return { tickets: [cur], jobs: [job('topic', `topic:${cur.key}:g${generation}`, cur.key, { generation }, now)] };
+    });
+  }
+
+  async function runWriteback(j: Job): Promise<void> {
+    const t = await store.getTicket(j.ticketKey);
+    if (!t) throw new AppError('not_found', `Ticket ${j.ticketKey} is not in the store.`);
+    const entryKey = String(j.payload.entryKey);
+    const { entries } = await store.history({ ticketKey: t.key, limit: 10_000 });
+    const e = entries.find((x) => x.key === entryKey);
+    if (!e) throw new AppError('not_found', `History entry ${entryKey} is missing from the store.`);
+    const router = await currentRouter();
+    await crmOf(t.ref).writeBack(t.ref, { entry: e, fields: routingFields(t, router), companyId: t.companyId });
+    await commit({ completeJobs: [j.id] });
+  }
+
+  /** The current outcome as reps see it on the record. Always from the latest state, so a late retry is not stale. */
+  function routingFields(t: TicketRecord, router: Router): RoutingFields {
+    const status: RoutingFields['status'] = t.status === 'resolved' ? 'resolved' : t.status === 'answered' ? 'answered' : t.status === 'assigned' ? 'assigned' : 'waiting';
+    return {
+      status,
+      queue: t.queueId ? router.queue(t.queueId).name : '',
+      agent: agentName(router, t.agentId),
+      segment: t.segment ? segmentLabel(t.segment) : 'unknown',
+      tier: t.segment?.tier ?? null,
+      rule: t.ruleId,
+      routedAt: new Date(t.routedAt ?? t.receivedAt).toISOString(),
+      topicLink: t.topic?.link ?? null,
+      firstResponseMinutes: t.firstResponseAt && t.enqueuedAt !== null ? Math.round(((t.firstResponseAt - t.enqueuedAt) / 60_000) * 10) / 10 : null,
+      resolvedAt: t.resolvedAt ? new Date(t.resolvedAt).toISOString() : null,
+      slaMet: t.slaMet,
+      reason: t.summary ?? '',
+    };
+  }
+
+  async function runCloseTopic(j: Job): Promise<void> {
+    const t = await store.getTicket(j.ticketKey);
+    if (t?.topic) {
+      try {
+        await messenger.closeTopic(t.topic);
+      } catch (err) {
+        // A topic someone already deleted is closed enough.
+        if (!(err instanceof AppError && err.code === 'topic_gone')) throw err;
+      }
+    }
+    await commit({ completeJobs: [j.id] });
+  }
+
+  // ------------------------------------------------------------------ Telegram events
+
+  async function onMessengerEvent(e: MessengerEvent): Promise<void> {
+    const now = clock.now();
+    const id =
+      e.kind === 'message' ? `ev:msg:${e.groupId}:${e.messageId}` : e.kind === 'topic_closed' ? `ev:closed:${e.groupId}:${e.topicId}` : `ev:presence:${e.telegramUserId}:${e.at}`;
+    await commit({ jobs: [job('event', id, e.kind === 'presence' ? `agent:${e.telegramUserId}` : `topic:${e.groupId}:${e.topicId}`, { event: e }, now)] });
+  }
+
+  async function runEvent(j: Job): Promise<void> {
+    const e = j.payload.event as MessengerEvent;
+    if (e.kind === 'presence') await onPresence(e.telegramUserId, e.online, e.at);
+    else {
+      const t = await store.findTicketByTopic(e.groupId, e.topicId);
+      if (t && e.kind === 'message') await onTopicMessage(t.key, e);
+      if (t && e.kind === 'topic_closed') await resolve(t.key, e.at, 'topic closed in Telegram');
+    }
+    await commit({ completeJobs: [j.id] });
+  }
+
+  async function onTopicMessage(key: string, e: Extract<MessengerEvent, { kind: 'message' }>): Promise<void> {
+    const router = await currentRouter();
+    const agent = router.config.agents.find((a) => a.telegramUserId === e.fromTelegramUserId);
+    const text = e.text.trim();
+    const command = /^\/([a-z_]+)(?:@\w+)?(?:\s+(.*))?$/i.exec(text);
+    if (command) {
+      if (!agent) return;
+      const name = command[1]!.toLowerCase();
+      const arg = command[2]?.trim() ?? '';
+      switch (name) {
+        case 'resolve':
+          return void (await resolve(key, e.at, `resolved by ${agent.name}`));
+        case 'reassign':
+          return void (await reassign(key, [agent.id], `${agent.name} asked to reassign${arg ? `: ${arg}` : ''}`));
+        case 'escalate':
+          return void (await escalate(key, `escalated by ${agent.name}${arg ? `: ${arg}` : ''}`));
+        case 'away':
+        case 'back': {
+          const status: AgentStatus = name === 'away' ? 'away' : 'available';
+          await setAgentStatus(agent.id, status, 'command');
+          return void (await notice(key, `${agent.name} is now ${status === 'away' ? 'away: no new tickets until /back' : 'available for new tickets'}.`));
+        }
+        default:
+          return void (await notice(key, `Unknown command /${name}. ${COMMAND_HELP}`));
+      }
+    }
+    if (!agent) return; // the customer (relayed) or our own bot; not a response by the team
+    await withTicket(key, (t, router, now) => {
+      if (t.firstResponseAt || t.status === 'resolved') return null;
+      t.firstResponseAt = e.at;
+      t.firstResponderId = agent.id;
+      t.slaMet = t.slaDueAt === null ? null : e.at <= t.slaDueAt;
+      t.status = 'answered';
+      t.updatedAt = now;
+      const mins = t.enqueuedAt !== null ? ((e.at - t.enqueuedAt) / 60_000).toFixed(1) : '?';
+      const mine = agent.id === t.agentId;
+      const kind: HistoryKind = mine ? 'first_reply' : 'reply_by_other';
+      const e2 = entry(t, kind, `${mine ? 'First reply' : `First reply by ${agent.name} (assigned: ${agentName(router, t.agentId) ?? 'nobody'})`} after ${mins} min; SLA ${t.slaMet ? 'met' : 'breached'}`, now);
+      const labels = { tier: t.segment?.tier ?? 'unknown', queue: t.queueId ?? '' };
+      if (t.enqueuedAt !== null) metrics.observe('tierline_first_response_seconds', labels, (e.at - t.enqueuedAt) / 1000);
+      metrics.inc('tierline_sla_total', { ...labels, result: t.slaMet ? 'met' : 'breached' });
+      const ops: CounterOp[] = t.queueId ? [{ op: 'unwait', queueId: t.queueId, ticketKey: t.key }] : [];
+      return { tickets: [t], history: [e2], counters: ops, jobs: publish(t, e2, now), cancelTimers: [`sla_reminder:${t.key}`, `sla_breach:${t.key}`, `overflow_check:${t.key}`] };
+    });
+  }
+
+  async function notice(key: string, text: string): Promise<void> {
+    const now = clock.now();
+    const t = await store.getTicket(key);
+    if (!t) return;
+    await commit({ jobs: [job('post', `post:${key}:notice:${fnv64(`${text}@${now}`)}`, key, { text, priority: priorityOf(t, now) }, now)] });
+  }
+
+  async function resolve(key: string, at: number, why: string): Promise<void> {
+    let freedQueue: string | null = null;
+    await withTicket(key, (t, _router, now) => {
+      if (t.status === 'resolved') return null;
+      const ops: CounterOp[] = [];
+      if (t.agentId && t.status !== 'waiting') ops.push({ op: 'load', agentId: t.agentId, delta: -1 });
+      if (t.queueId) ops.push({ op: 'unwait', queueId: t.queueId, ticketKey: t.key });
+      t.status = 'resolved';
+      t.resolvedAt = at;
+      t.updatedAt = now;
+      freedQueue = t.queueId;
+      const labels = { tier: t.segment?.tier ?? 'unknown', queue: t.queueId ?? '' };
+      if (t.enqueuedAt !== null) metrics.observe('tierline_resolution_seconds', labels, (at - t.enqueuedAt) / 1000);
+      const e = entry(t, 'resolved', `Resolved (${why})`, now);
+      return {
+        tickets: [t],
+        history: [e],
+        counters: ops,
+        jobs: [...publish(t, e, now, { text: `✅ Resolved (${why}).` }), job('close_topic', `close:${t.key}`, t.key, {}, now)],
+        cancelTimers: [`sla_reminder:${t.key}`, `sla_breach:${t.key}`, `overflow_check:${t.key}`],
+      };
+    });
+    if (freedQueue) await assignWaiting([freedQueue]);
+  }
+
+  /** Moves a ticket to another agent of its queue, keeping its original wait time (and SLA deadline). */
+  async function reassign(key: string, exclude: string[], why: string): Promise<boolean> {
+    return store.exclusive(async () => {
+      const t0 = await store.getTicket(key);
+      if (!t0 || t0.status === 'resolved' || !t0.queueId) return false;
+      const t = structuredClone(t0);
+      const router = await currentRouter();
+      const now = clock.now();
+      const counters = await store.counters();
+      const previous = t.agentId;
+      const d = router.route({ segment: t.segment!, now, enqueuedAt: t.enqueuedAt ?? now, queueId: t0.queueId, exclude: [...new Set([...exclude, ...(previous ? [previous] : [])])] }, stateOf(counters));
+      const ops: CounterOp[] = [];
+      if (previous && t.status !== 'waiting') ops.push({ op: 'load', agentId: previous, delta: -1 });
+      ops.push(...applyDecision(t, d, router, now, t0.queueId));
+      if (t.firstResponseAt) t.status = d.outcome === 'assigned' ? 'answered' : 'waiting';
+      t.reassignCount += 1;
+      const text = `Reassigned from ${agentName(router, previous) ?? 'nobody'} to ${agentName(router, t.agentId) ?? 'the queue (waiting)'}: ${why}`;
+      const e = entry(t, 'reassigned', text, now, t.explanation);
+      await commit({
+        tickets: [t],
+        history: [e],
+        counters: ops,
+        jobs: publish(t, e, now, { text: `🔁 ${text}\n${t.explanation.map((l) => `• ${l}`).join('\n')}`, ...(t.agentId ? { mention: mentionOf(router, t.agentId)! } : {}) }),
+        timers: overflowTimer(t, router, now),
+      });
+      return true;
+    });
+  }
+
+  async function escalate(key: string, why: string): Promise<void> {
+    await store.exclusive(async () => {
+      const t0 = await store.getTicket(key);
+      if (!t0 || t0.status === 'resolved' || !t0.queueId) return;
+      const t = structuredClone(t0);
+      const router = await currentRouter();
+      const now = clock.now();
+      const q = router.queue(t.queueId!);
+      const esc = q.escalation;
+      t.escalated = true;
+      t.updatedAt = now;
+      const ops: CounterOp[] = [];
+      let text: string;
+      let mention: Mention | undefined;
+      if (esc?.overflowTo) {
+        const counters = await store.counters();
+        const previous = t.agentId;
+        const d = router.route({ segment: t.segment!, now, enqueuedAt: t.enqueuedAt ?? now, queueId: esc.overflowTo }, stateOf(counters));
+        if (previous && t.status !== 'waiting') ops.push({ op: 'load', agentId: previous, delta: -1 });
+        ops.push(...applyDecision(t, d, router, now, t.queueId));
+        if (t.firstResponseAt && t.status === 'assigned') t.status = 'answered';
+        text = `Escalated (${why}) to ${router.queue(esc.overflowTo).name}: ${t.summary}`;
+        mention = mentionOf(router, t.agentId);
+      } else {
+        mention = mentionOf(router, esc?.mention ?? t.agentId);
+        text = `Escalated (${why}); ${mention ? `${mention.name}, please take a look` : 'no escalation target is configured for this queue'}.`;
+      }
+      metrics.inc('tierline_escalations_total', { queue: q.id });
+      const e = entry(t, 'escalated', text, now, t.explanation);
+      await commit({ tickets: [t], history: [e], counters: ops, jobs: publish(t, e, now, { text: `⚠️ ${text}`, ...(mention ? { mention } : {}) }) });
+    });
+  }
+
+  /** Tries to place tickets waiting in these queues (oldest first), after capacity frees up or an agent returns. */
+  async function assignWaiting(queueIds: string[]): Promise<number> {
+    let placed = 0;
+    const waiting = (await store.tickets({ open: true })).filter((t) => t.status === 'waiting' && t.queueId && queueIds.includes(t.queueId)).sort((a, b) => (a.enqueuedAt ?? 0) - (b.enqueuedAt ?? 0));
+    for (const w of waiting) {
+      const ok = await store.exclusive(async () => {
+        const t0 = await store.getTicket(w.key);
+        if (!t0 || t0.status !== 'waiting' || !t0.queueId) return false;
+        const t = structuredClone(t0);
+        const router = await currentRouter();
+        const now = clock.now();
+        const from = t0.queueId;
+        const d = router.route({ segment: t.segment!, now, enqueuedAt: t.enqueuedAt ?? now, queueId: from }, stateOf(await store.counters()));
+        if (d.outcome === 'held' && d.queueId === from) return false;
+        const ops = applyDecision(t, d, router, now, from);
+        if (t.firstResponseAt && t.status === 'assigned') t.status = 'answered';
+        const kind: HistoryKind = d.queueId !== from ? 'overflow' : 'assigned';
+        const text = kind === 'overflow' ? `Overflow from ${router.queue(from).name}: ${t.summary}` : `Assigned: ${t.summary}`;
+        const e = entry(t, kind, text, now, t.explanation);
+        const mention = mentionOf(router, t.agentId);
+        await commit({
+          tickets: [t],
+          history: [e],
+          counters: ops,
+          jobs: publish(t, e, now, { text: `👤 ${text}\n${t.explanation.map((l) => `• ${l}`).join('\n')}`, ...(mention ? { mention } : {}) }),
+          timers: overflowTimer(t, router, now),
+          cancelTimers: t.status === 'waiting' ? [] : [`overflow_check:${t.key}`],
+        });
+        return d.outcome === 'assigned';
+      });
+      if (ok) placed++;
+    }
+    return placed;
+  }
+
+  // ------------------------------------------------------------------ agents
+
+  /** Explicit status (admin, console, /away, /back) always wins over presence. */
+  async function setAgentStatus(agentId: string, status: AgentStatus, source: 'admin' | 'command' | 'presence'): Promise<void> {
+    const now = clock.now();
+    if (source !== 'presence') {
+      if (status === 'available') await store.kvDelete('agents:manual', agentId);
+      else await store.kvPut('agents:manual', agentId, { status, at: now });
+    }
+    await store.exclusive(async () => {
+      await commit({ counters: [{ op: 'status', agentId, status }], cancelTimers: status === 'offline' ? [] : [`offline_grace:${agentId}`] });
+    });
+    if (status === 'offline') await reassignUnanswered(agentId, 'agent went offline');
+    if (status === 'available') {
+      const router = await currentRouter();
+      await assignWaiting(router.config.queues.filter((q) => q.agents.some((m) => (typeof m === 'string' ? m : m.id) === agentId)).map((q) => q.id));
+    }
+  }
+
+  async function reassignUnanswered(agentId: string, why: string): Promise<number> {
+    const mine = (await store.tickets({ open: true, agentId })).filter((t) => t.status === 'assigned' && !t.firstResponseAt);
+    let n = 0;
+    for (const t of mine) if (await reassign(t.key, [agentId], why)) n++;
+    return n;
+  }
+
+  async function onPresence(telegramUserId: string, online: boolean, at: number): Promise<void> {
+    const router = await currentRouter();
+    const agent = router.config.agents.find((a) => a.telegramUserId === telegramUserId);
+    if (!agent) return;
+    if (await store.kvGet('agents:manual', agent.id)) return; // explicit /away or admin status wins
+    if (online) {
+      await store.exclusive(() => commit({ cancelTimers: [`offline_grace:${agent.id}`] }));
+      const status = (await store.counters()).status[agent.id];
+      if (status === 'offline') await setAgentStatus(agent.id, 'available', 'presence');
+    } else {
+      // Not at once: phones drop offline for seconds all day. The grace timer decides.
+      await store.exclusive(() => commit({ timers: [{ id: `offline_grace:${agent.id}`, kind: 'offline_grace', at: at + opt.offlineGraceMs, agentId: agent.id }] }));
+    }
+  }
+
+  // ------------------------------------------------------------------ timers
+
+  async function fireTimer(timer: Timer): Promise<void> {
+    const key = timer.ticketKey;
+    switch (timer.kind) {
+      case 'sla_reminder': {
+        const t = key ? await store.getTicket(key) : null;
+        if (t && !t.firstResponseAt && t.status !== 'resolved') {
+          await withTicket(t.key, (cur, router, now) => {
+            const left = Math.max(0, Math.round(((cur.slaDueAt ?? now) - now) / 60_000));
+            const e = entry(cur, 'sla_warning', `First-response SLA runs out in ${left} min`, now);
+            const mention = mentionOf(router, cur.agentId);
+            return { tickets: [cur], history: [e], jobs: publish(cur, e, now, { text: `⏰ ${e.text}.`, ...(mention ? { mention } : {}) }), cancelTimers: [timer.id] };
+          });
+        }
+        break;
+      }
+      case 'sla_breach': {
+        const t = key ? await store.getTicket(key) : null;
+        if (t && !t.firstResponseAt && t.status !== 'resolved') {
+          await withTicket(t.key, (cur, _router, now) => {
+            cur.slaMet = false;
+            cur.updatedAt = now;
+            const e = entry(cur, 'sla_breached', 'First-response SLA breached', now);
+            metrics.inc('tierline_sla_total', { tier: cur.segment?.tier ?? 'unknown', queue: cur.queueId ?? '', result: 'breached' });
+            return { tickets: [cur], history: [e], jobs: publish(cur, e, now), cancelTimers: [timer.id] };
+          });
+          await escalate(t.key, 'first-response SLA breached');
+        }
+        break;
+      }
+      case 'overflow_check': {
+        const t = key ? await store.getTicket(key) : null;
+        if (t?.status === 'waiting' && t.queueId) await assignWaiting([t.queueId]);
+        break;
+      }
+      case 'offline_grace': {
+        if (timer.agentId) {
+          const agentId = timer.agentId;
+          if (!(await store.kvGet('agents:manual', agentId))) {
+            await store.exclusive(() => commit({ cancelTimers: [timer.id] }));
+            await setAgentStatus(agentId, 'offline', 'presence');
+          }
+        }
+        break;
+      }
+    }
+    await store.exclusive(() => commit({ cancelTimers: [timer.id] }));
+  }
+
+  // ------------------------------------------------------------------ runner
+
+  const handlers: Record<JobKind, (j: Job) => Promise<void>> = {
+    route: runRoute,
+    topic: runTopic,
+    post: runPost,
+    writeback: runWriteback,
+    close_topic: runCloseTopic,
+    event: runEvent,
+  };
+
+  async function runJob(j: Job): Promise<void> {
+    try {
+      await handlers[j.kind](j);
+    } catch (err) {
+      const attempts = j.attempts + 1;
+      const retryable = isRetryable(err) && attempts < opt.maxAttempts;
+      const now = clock.now();
+      let retryAt: number | null = null;
+      if (retryable) {
+        const backoff = Math.min(opt.backoffMaxMs, opt.backoffBaseMs * 2 ** (attempts - 1));
+        const hinted = err instanceof AppError && err.retryAfterMs !== undefined ? err.retryAfterMs : 0;
+        retryAt = now + Math.max(backoff * (0.75 + Math.random() * 0.5), hinted);
+      }
+      const msg = errorMessage(err);
+      await store.failJob(j.id, msg, retryAt);
+      metrics.inc('tierline_job_failures_total', { kind: j.kind, final: retryAt === null ? 'dead' : 'retry' });
+      (retryAt === null ? log.error : log.warn)('job failed', { job: j.id, kind: j.kind, attempts, error: msg, retryInMs: retryAt === null ? null : retryAt - now });
+    }
+  }
+
+  /** Runs due jobs and timers once. Returns how much work was done, so the worker can loop while busy. */
+  async function runDue(): Promise<{ jobs: number; timers: number }> {
+    const now = clock.now();
+    const jobs = await store.claimJobs(now, opt.batchSize, opt.leaseMs);
+    await Promise.all(jobs.map(runJob));
+    const timers = await store.dueTimers(clock.now(), opt.batchSize);
+    for (const t of timers) {
+      try {
+        await fireTimer(t);
+      } catch (err) {
+        log.error('timer failed', { timer: t.id, error: errorMessage(err) });
+      }
+    }
+    return { jobs: jobs.length, timers: timers.length };
+  }
+
+  return { intake, onMessengerEvent, setAgentStatus, assignWaiting, reassign, resolve, escalate, runDue, currentRouter, routingFields };
+}
