@@ -1,0 +1,99 @@
+// The HTTP surface: health, metrics, manifest, admin API, the connectors' routes and the console, with the cross-
+// cutting rules (request ids, structured access logs, 1 MB body limit, JSON errors) applied once here.
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { randomUUID } from 'node:crypto';
+import type { Logger, Store } from '../core/ports.ts';
+import type { Pipeline } from '../core/pipeline.ts';
+import type { ConfigVersion } from '../core/ports.ts';
+import { createAdminApi } from './admin-api.ts';
+import type { ConnectorHealth, CrmConnector } from './contracts.ts';
+import { errorBody, errorResponse } from './http.ts';
+import type { Registry } from './metrics.ts';
+
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+export type HealthSource = { id: string; health(): Promise<ConnectorHealth> };
+
+export type AppDeps = {
+  store: Store;
+  logger: Logger;
+  metrics: Registry;
+  pipeline: Pipeline;
+  adminToken: () => string;
+  crmConnectors: CrmConnector[];
+  /** Every connector whose health /readyz reports (CRMs and Telegram). */
+  health: HealthSource[];
+  saveConfig: (input: unknown, meta: { author: string; note: string }) => Promise<ConfigVersion>;
+  rollbackConfig: (version: number, author: string) => Promise<ConfigVersion>;
+  manifest: unknown;
+  console?: Hono;
+  /** Extra routes (sandbox helpers) mounted before the console. */
+  extra?: Hono;
+};
+
+export function createApp(deps: AppDeps): Hono {
+  const app = new Hono();
+  const log = deps.logger;
+
+  app.use('*', async (c, next) => {
+    const requestId = c.req.header('x-request-id')?.slice(0, 64).replace(/[^\w.-]/g, '') || randomUUID();
+    c.set('requestId' as never, requestId as never);
+    c.header('x-request-id', requestId);
+    const started = performance.now();
+    await next();
+    const ms = performance.now() - started;
+    const route = c.req.routePath || 'unmatched';
+    deps.metrics.observe('tierline_http_request_seconds', { route, status: String(c.res.status) }, ms / 1000);
+    // The path only, never the query string: OAuth callbacks carry codes there.
+    log.info('http', { requestId, method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(ms * 10) / 10 });
+  });
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: (c) => c.json(errorBody('payload_too_large', `Request bodies are limited to ${MAX_BODY_BYTES} bytes; HubSpot and Salesforce batches stay far below this, so check the sender.`), 413),
+    }),
+  );
+  app.onError((err, c) => {
+    log.error('unhandled error', { requestId: c.get('requestId' as never), path: c.req.path, error: err instanceof Error ? err.message : String(err) });
+    return errorResponse(c, err);
+  });
+
+  app.get('/healthz', (c) => c.json({ ok: true }));
+  app.get('/readyz', async (c) => {
+    const checks: Record<string, unknown> = {};
+    let ok = true;
+    try {
+      await deps.store.kvPut('health', 'probe', Date.now());
+      checks.store = { ok: true };
+    } catch (err) {
+      ok = false;
+      checks.store = { ok: false, error: err instanceof Error ? err.message : String(err) };
+    }
+    const connectors: Record<string, ConnectorHealth | { ok: false; error: string }> = {};
+    await Promise.all(
+      deps.health.map(async (h) => {
+        try {
+          connectors[h.id] = await h.health();
+        } catch (err) {
+          connectors[h.id] = { ok: false, error: err instanceof Error ? err.message : String(err) };
+        }
+        if (!connectors[h.id]!.ok) ok = false;
+      }),
+    );
+    return c.json({ ok, ...checks, connectors, outbox: { pending: await deps.store.pendingJobs().catch(() => -1) } }, ok ? 200 : 503);
+  });
+  app.get('/metrics', async (c) => c.text(await deps.metrics.render(), 200, { 'content-type': 'text/plain; version=0.0.4' }));
+  app.get('/manifest.json', (c) => c.json(deps.manifest));
+
+  app.route(
+    '/api/v1',
+    createAdminApi({ store: deps.store, pipeline: deps.pipeline, adminToken: deps.adminToken, mappings: Object.fromEntries(deps.crmConnectors.map((x) => [x.id, x.mappings])), saveConfig: deps.saveConfig, rollbackConfig: deps.rollbackConfig }),
+  );
+  for (const conn of deps.crmConnectors) app.route('/', conn.routes);
+  if (deps.extra) app.route('/', deps.extra);
+  if (deps.console) app.route('/', deps.console);
+  app.notFound((c) => c.json(errorBody('not_found', `No route ${c.req.method} ${c.req.path}; the admin API is under /api/v1 (see /api/v1/openapi.json).`), 404));
+  return app;
+}

@@ -1,0 +1,65 @@
+// Runs the pipeline's due jobs and timers: at once when work is queued (wake), otherwise on a short poll so stored
+// timers fire on time. One loop per process; the store's leases keep two processes off the same job.
+import type { Logger } from '../core/ports.ts';
+
+export type Worker = { wake(): void; stop(): Promise<void>; idle(): Promise<void> };
+
+export function startWorker(runDue: () => Promise<{ jobs: number; timers: number }>, logger: Logger, opts: { pollMs?: number } = {}): Worker {
+  const pollMs = opts.pollMs ?? 250;
+  let stopped = false;
+  let timer: NodeJS.Timeout | null = null;
+  let running: Promise<void> | null = null;
+  let again = false;
+  let idleWaiters: (() => void)[] = [];
+
+  const loop = async () => {
+    do {
+      again = false;
+      try {
+        for (;;) {
+          const r = await runDue();
+          if (r.jobs === 0 && r.timers === 0) break;
+          if (stopped) return;
+        }
+      } catch (err) {
+        logger.error('worker pass failed', { error: err instanceof Error ? err.message : String(err) });
+      }
+    } while (again && !stopped);
+    const waiters = idleWaiters;
+    idleWaiters = [];
+    for (const w of waiters) w();
+  };
+  const kick = () => {
+    if (stopped) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    running = loop().finally(() => {
+      running = null;
+      schedule();
+    });
+  };
+  const schedule = () => {
+    if (stopped) return;
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(kick, pollMs);
+    timer.unref?.();
+  };
+  kick();
+  return {
+    wake: kick,
+    async stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      await running;
+    },
+    /** Resolves after the next pass that found nothing left to do (tests and the bench use it). */
+    idle() {
+      return new Promise<void>((resolve) => {
+        idleWaiters.push(resolve);
+        kick();
+      });
+    },
+  };
+}
