@@ -275,12 +275,11 @@ export function createPipeline(deps: PipelineDeps) {
     let t = await store.getTicket(j.ticketKey);
     if (!t) throw new AppError('not_found', `Ticket ${j.ticketKey} is not in the store; it may have been purged.`);
     if (t.topic && t.topicGeneration >= generation) return void (await commit({ completeJobs: [j.id] }));
-    const router = await currentRouter();
     if (!t.topicRandomId || !t.topicGroupId || t.topicGeneration !== generation) {
-      // Persist the group and random_id before the call: a retry after a crash sends the same ones.
-      const groupId = await pickGroup(t, router);
-      await withTicket(t.key, (cur) => {
-        cur.topicGroupId = groupId;
+      // Persist the group and random_id before the call: a retry after a crash sends the same ones. The group is
+      // chosen inside the exclusive section so concurrent tickets see each other's choice.
+      await withTicket(t.key, async (cur, router) => {
+        cur.topicGroupId = await pickGroup(cur, router);
         cur.topicGeneration = generation;
         cur.topicRandomId = fnv64(`topic:${cur.key}:g${generation}`);
         return { tickets: [cur] };
@@ -316,7 +315,7 @@ export function createPipeline(deps: PipelineDeps) {
     if (candidates.length === 1) return candidates[0]!;
     const open = await store.tickets({ open: true });
     const load = new Map(candidates.map((g) => [g, 0]));
-    for (const o of open) if (o.topicGroupId && load.has(o.topicGroupId)) load.set(o.topicGroupId, load.get(o.topicGroupId)! + 1);
+    for (const o of open) if (o.key !== t.key && o.topicGroupId && load.has(o.topicGroupId)) load.set(o.topicGroupId, load.get(o.topicGroupId)! + 1);
     return candidates.reduce((best, g) => (load.get(g)! < load.get(best)! ? g : best));
   }
 

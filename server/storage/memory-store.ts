@@ -1,0 +1,167 @@
+// The Store in memory: the reference semantics every adapter must match (the contract suite runs against it),
+// and the store unit tests use. Values are cloned in and out so callers can never mutate stored state by accident.
+import { applyCounterOps, emptyCounters } from '../../core/route.ts';
+import type { RoutingConfig } from '../../core/config.ts';
+import type { Batch, Clock, ConfigVersion, Counters, HistoryEntry, HistoryQuery, Job, Store, TicketRecord, Timer } from '../../core/ports.ts';
+
+/** How long completed job ids and inbound event keys are remembered (Salesforce retries for 24 hours). */
+export const DEDUPE_WINDOW_MS = 7 * 24 * 3600_000;
+
+export type MemoryState = {
+  configs: ConfigVersion[];
+  inbound: Map<string, number>;
+  tickets: Map<string, TicketRecord>;
+  jobs: Map<string, Job>;
+  doneJobs: Map<string, number>;
+  timers: Map<string, Timer>;
+  history: HistoryEntry[];
+  counters: Counters;
+  kv: Map<string, Map<string, unknown>>;
+};
+
+export function emptyState(): MemoryState {
+  return { configs: [], inbound: new Map(), tickets: new Map(), jobs: new Map(), doneJobs: new Map(), timers: new Map(), history: [], counters: emptyCounters(), kv: new Map() };
+}
+
+const clone = <T>(v: T): T => structuredClone(v);
+
+/** Applies a batch to the state (shared with adapters that keep state in memory and persist elsewhere). */
+export function applyBatch(s: MemoryState, b: Batch, now: number): void {
+  for (const t of b.tickets ?? []) s.tickets.set(t.key, clone(t));
+  for (const id of b.completeJobs ?? []) {
+    s.jobs.delete(id);
+    s.doneJobs.set(id, now);
+  }
+  for (const j of b.jobs ?? []) if (!s.jobs.has(j.id) && !s.doneJobs.has(j.id)) s.jobs.set(j.id, clone(j));
+  for (const id of b.cancelTimers ?? []) s.timers.delete(id);
+  for (const t of b.timers ?? []) s.timers.set(t.id, clone(t));
+  for (const h of b.history ?? []) if (!s.history.some((x) => x.key === h.key)) s.history.push(clone(h));
+  if (b.counters?.length) applyCounterOps(s.counters, b.counters);
+}
+
+export function matchesHistory(e: HistoryEntry, q: HistoryQuery, ticket: TicketRecord | undefined): boolean {
+  if (q.ticketKey && e.ticketKey !== q.ticketKey) return false;
+  if (q.companyId && ticket?.companyId !== q.companyId) return false;
+  if (q.tier && (e.tier ?? 'unknown') !== q.tier) return false;
+  if (q.queueId && e.queueId !== q.queueId) return false;
+  if (q.agentId && e.agentId !== q.agentId) return false;
+  if (q.kind && e.kind !== q.kind) return false;
+  if (q.from !== undefined && e.at < q.from) return false;
+  if (q.to !== undefined && e.at > q.to) return false;
+  return true;
+}
+
+export function createMemoryStore(opts: { clock?: Clock } = {}): Store {
+  const clock = opts.clock ?? { now: () => Date.now() };
+  const s = emptyState();
+  let chain: Promise<unknown> = Promise.resolve();
+
+  const open = (t: TicketRecord) => t.status !== 'resolved' && t.status !== 'failed';
+
+  return {
+    async getConfig() {
+      const v = s.configs.at(-1);
+      return v ? clone(v) : null;
+    },
+    async saveConfig(config: RoutingConfig, meta) {
+      const v: ConfigVersion = { version: (s.configs.at(-1)?.version ?? 0) + 1, config: clone(config), savedAt: meta.at, author: meta.author, note: meta.note };
+      s.configs.push(v);
+      return clone(v);
+    },
+    async configVersions() {
+      return clone([...s.configs].reverse());
+    },
+    async recordInbound(keys, at) {
+      for (const [k, t] of s.inbound) if (t < at - DEDUPE_WINDOW_MS) s.inbound.delete(k);
+      return keys.map((k) => {
+        if (s.inbound.has(k)) return false;
+        s.inbound.set(k, at);
+        return true;
+      });
+    },
+    async getTicket(key) {
+      const t = s.tickets.get(key);
+      return t ? clone(t) : null;
+    },
+    async findTicketByTopic(groupId, topicId) {
+      for (const t of s.tickets.values()) if (t.topic && t.topic.groupId === groupId && t.topic.topicId === topicId) return clone(t);
+      return null;
+    },
+    async tickets(filter = {}) {
+      const out: TicketRecord[] = [];
+      for (const t of s.tickets.values()) {
+        if (filter.open !== undefined && open(t) !== filter.open) continue;
+        if (filter.agentId && t.agentId !== filter.agentId) continue;
+        if (filter.queueId && t.queueId !== filter.queueId) continue;
+        out.push(clone(t));
+      }
+      return out;
+    },
+    async counters() {
+      return clone(s.counters);
+    },
+    async commit(batch) {
+      applyBatch(s, batch, clock.now());
+    },
+    exclusive<T>(fn: () => Promise<T>): Promise<T> {
+      const run = chain.then(fn, fn);
+      chain = run.catch(() => undefined);
+      return run;
+    },
+    async claimJobs(now, limit, leaseMs) {
+      const due = [...s.jobs.values()].filter((j) => j.status === 'pending' && j.nextAt <= now && j.leaseUntil <= now).sort((a, b) => a.nextAt - b.nextAt || a.createdAt - b.createdAt);
+      const out = due.slice(0, limit);
+      for (const j of out) j.leaseUntil = now + leaseMs;
+      return clone(out);
+    },
+    async failJob(id, error, retryAt) {
+      const j = s.jobs.get(id);
+      if (!j) return;
+      j.attempts += 1;
+      j.lastError = error;
+      j.leaseUntil = 0;
+      if (retryAt === null) j.status = 'dead';
+      else j.nextAt = retryAt;
+    },
+    async deadJobs() {
+      return clone([...s.jobs.values()].filter((j) => j.status === 'dead'));
+    },
+    async retryDeadJob(id, now) {
+      const j = s.jobs.get(id);
+      if (!j || j.status !== 'dead') return false;
+      j.status = 'pending';
+      j.nextAt = now;
+      j.attempts = 0;
+      return true;
+    },
+    async pendingJobs() {
+      let n = 0;
+      for (const j of s.jobs.values()) if (j.status === 'pending') n++;
+      return n;
+    },
+    async dueTimers(now, limit) {
+      return clone([...s.timers.values()].filter((t) => t.at <= now).sort((a, b) => a.at - b.at).slice(0, limit));
+    },
+    async history(q) {
+      const all = s.history.filter((e) => matchesHistory(e, q, s.tickets.get(e.ticketKey))).sort((a, b) => b.at - a.at || b.seq - a.seq);
+      const offset = q.offset ?? 0;
+      return { total: all.length, entries: clone(all.slice(offset, offset + (q.limit ?? 50))) };
+    },
+    async kvGet<T>(ns: string, key: string) {
+      const v = s.kv.get(ns)?.get(key);
+      return v === undefined ? null : (clone(v) as T);
+    },
+    async kvPut(ns, key, value) {
+      let m = s.kv.get(ns);
+      if (!m) s.kv.set(ns, (m = new Map()));
+      m.set(key, clone(value));
+    },
+    async kvDelete(ns, key) {
+      return s.kv.get(ns)?.delete(key) ?? false;
+    },
+    async kvList<T>(ns: string) {
+      return [...(s.kv.get(ns) ?? new Map<string, unknown>()).entries()].map(([key, value]) => ({ key, value: clone(value) as T }));
+    },
+    async close() {},
+  };
+}

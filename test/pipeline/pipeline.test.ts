@@ -1,0 +1,235 @@
+import { describe, expect, it } from 'vitest';
+import { AppError } from '../../core/errors.ts';
+import type { RoutingConfigInput } from '../../core/config.ts';
+import { ticketKey, type TicketRef } from '../../core/segment.ts';
+import { harness } from './harness.ts';
+
+const CONFIG: RoutingConfigInput = {
+  rules: [
+    { id: 'ent', when: [{ field: 'tier', op: 'equals', value: 'enterprise' }], queue: 'vip' },
+    { id: 'billing', when: [{ field: 'category', op: 'equals', value: 'billing' }], queue: 'billing' },
+  ],
+  defaultQueue: 'general',
+  queues: [
+    { id: 'vip', name: 'VIP', strategy: 'least_busy', agents: ['ann', 'bob'], slaFirstResponseSeconds: 900, escalation: { mention: 'ann' }, groups: ['g-vip'] },
+    { id: 'billing', name: 'Billing', strategy: 'round_robin', agents: [{ id: 'cat', capacity: 1 }, { id: 'dan', capacity: 1 }], slaFirstResponseSeconds: 3600, groups: ['g1', 'g2'] },
+    { id: 'general', name: 'General', strategy: 'round_robin', agents: ['eve'], slaFirstResponseSeconds: 7200, groups: ['g1'] },
+  ],
+  agents: [
+    { id: 'ann', name: 'Ann', telegramUserId: '1001' },
+    { id: 'bob', name: 'Bob', telegramUserId: '1002' },
+    { id: 'cat', name: 'Cat', telegramUserId: '1003', capacity: 1 },
+    { id: 'dan', name: 'Dan', telegramUserId: '1004', capacity: 1 },
+    { id: 'eve', name: 'Eve', telegramUserId: '1005' },
+  ],
+  groups: [
+    { id: 'g-vip', title: 'VIP' },
+    { id: 'g1', title: 'Support 1' },
+    { id: 'g2', title: 'Support 2' },
+  ],
+};
+
+const ev = (ref: TicketRef, key: string, at = Date.UTC(2026, 10, 2, 9, 0, 0)) => ({ idempotencyKey: key, ref, reason: 'created' as const, at });
+
+describe('pipeline: intake to topic to write-back', () => {
+  it('routes a ticket once, opens one topic with the card, and writes the outcome back with the topic link', async () => {
+    const h = await harness(CONFIG);
+    const ref = h.crm.add('t1', { tier: 'enterprise' }, 'Login fails');
+    const r1 = await h.pipeline.intake.accept([ev(ref, 'e1', h.clock.now())]);
+    const r2 = await h.pipeline.intake.accept([ev(ref, 'e1', h.clock.now()), ev(ref, 'e2-other-delivery', h.clock.now())]);
+    expect(r1).toEqual({ accepted: 1, duplicates: 0 });
+    expect(r2).toEqual({ accepted: 1, duplicates: 1 });
+    await h.drain();
+
+    expect(h.tg.topics).toHaveLength(1);
+    expect(h.tg.topics[0]).toMatchObject({ groupId: 'g-vip', title: '[ENT] Acme Corp · Login fails' });
+    const card = h.tg.posts.find((p) => p.pin)!;
+    expect(card.mention).toMatchObject({ name: 'Ann', telegramUserId: '1001' });
+    expect(card.text).toMatch(/Why this ticket is here:[\s\S]*Rule "ent" matched/);
+    expect(card.text).toMatch(/CRM record: https:\/\/app\.hubspot\.com/);
+
+    expect(h.crm.writes).toHaveLength(1);
+    const w = h.crm.writes[0]!;
+    expect(w.entry).toMatchObject({ kind: 'routed', seq: 1, key: `${ticketKey(ref)}#1` });
+    expect(w.fields).toMatchObject({ status: 'assigned', queue: 'VIP', agent: 'Ann', tier: 'enterprise', rule: 'ent', topicLink: 'https://t.me/c/1/100' });
+    expect(w.companyId).toBe('co-1');
+    expect((await h.store.counters()).load).toEqual({ ann: 1 });
+  });
+
+  it('spreads a queue over its groups', async () => {
+    const h = await harness(CONFIG);
+    for (const id of ['b1', 'b2']) await h.pipeline.intake.accept([ev(h.crm.add(id), id)]);
+    await h.drain();
+    expect(h.tg.topics.map((t) => t.groupId).sort()).toEqual(['g1', 'g2']);
+  });
+
+  it('a crash after the topic was created but before it was recorded does not open a second topic', async () => {
+    const h = await harness(CONFIG);
+    h.tg.crashAfterCreate();
+    await h.pipeline.intake.accept([ev(h.crm.add('t1'), 'e1')]);
+    await h.drain();
+    h.clock.advance(60_000);
+    await h.drain();
+    expect(h.tg.topics).toHaveLength(1);
+    expect(h.tg.posts.filter((p) => p.pin)).toHaveLength(1);
+    expect(h.crm.writes.map((w) => w.entry.kind), JSON.stringify(h.crm.writes.map((w) => w.entry.text))).toEqual(['routed']);
+  });
+});
+
+describe('pipeline: later events', () => {
+  async function routed() {
+    const h = await harness(CONFIG);
+    const ref = h.crm.add('t1', { tier: 'enterprise' });
+    await h.pipeline.intake.accept([ev(ref, 'e1', h.clock.now())]);
+    await h.drain();
+    const t = (await h.store.getTicket(ticketKey(ref)))!;
+    return { h, ref, t, topic: t.topic! };
+  }
+
+  it('the assigned agent’s first message records first response and SLA met, once', async () => {
+    const { h, ref, topic } = await routed();
+    h.clock.advance(5 * 60_000);
+    const msg = { kind: 'message' as const, groupId: topic.groupId, topicId: topic.topicId, messageId: 7, fromTelegramUserId: '1001', text: 'Looking into it', at: h.clock.now() };
+    await h.pipeline.onMessengerEvent(msg);
+    await h.pipeline.onMessengerEvent(msg);
+    await h.pipeline.onMessengerEvent({ ...msg, messageId: 8, text: 'still here' });
+    await h.drain();
+    const t = (await h.store.getTicket(ticketKey(ref)))!;
+    expect(t).toMatchObject({ status: 'answered', firstResponderId: 'ann', slaMet: true });
+    expect(h.crm.writes.map((w) => w.entry.kind)).toEqual(['routed', 'first_reply']);
+    expect(h.crm.writes[1]!.fields).toMatchObject({ status: 'answered', firstResponseMinutes: 5, slaMet: true });
+  });
+
+  it('a reply by another agent is recorded as such', async () => {
+    const { h, topic } = await routed();
+    await h.pipeline.onMessengerEvent({ kind: 'message', groupId: topic.groupId, topicId: topic.topicId, messageId: 9, fromTelegramUserId: '1002', text: 'I got this', at: h.clock.now() });
+    await h.drain();
+    expect(h.crm.writes.at(-1)!.entry).toMatchObject({ kind: 'reply_by_other' });
+    expect(h.crm.writes.at(-1)!.entry.text).toMatch(/First reply by Bob \(assigned: Ann\)/);
+  });
+
+  it('/resolve closes the ticket, frees capacity and places the next waiting ticket', async () => {
+    const h = await harness(CONFIG);
+    const refs = ['w1', 'w2', 'w3'].map((id) => h.crm.add(id, { category: 'billing' }));
+    for (const [i, r] of refs.entries()) {
+      await h.pipeline.intake.accept([ev(r, `e${i}`, h.clock.now())]);
+      await h.drain();
+      h.clock.advance(1000);
+    }
+    const third = (await h.store.getTicket(ticketKey(refs[2]!)))!;
+    expect(third).toMatchObject({ status: 'waiting', agentId: null, queueId: 'billing' });
+    const first = (await h.store.getTicket(ticketKey(refs[0]!)))!;
+    await h.pipeline.onMessengerEvent({ kind: 'message', groupId: first.topic!.groupId, topicId: first.topic!.topicId, messageId: 1, fromTelegramUserId: '1003', text: '/resolve', at: h.clock.now() });
+    await h.drain();
+    expect((await h.store.getTicket(ticketKey(refs[0]!)))!.status).toBe('resolved');
+    expect(h.tg.closed).toHaveLength(1);
+    const placed = (await h.store.getTicket(ticketKey(refs[2]!)))!;
+    expect(placed).toMatchObject({ status: 'assigned', agentId: 'cat', enqueuedAt: third.enqueuedAt });
+    const kinds = h.crm.writes.filter((w) => w.ref.ticketId === 'w3').map((w) => w.entry.kind);
+    expect(kinds).toEqual(['routed', 'assigned']);
+    expect((await h.store.counters()).load).toEqual({ cat: 1, dan: 1 });
+  });
+
+  it('SLA: a reminder before the target and, on breach, the escalation target is mentioned', async () => {
+    const { h, ref } = await routed();
+    h.clock.advance(13 * 60_000);
+    await h.drain();
+    expect(h.tg.posts.at(-1)!.text).toMatch(/SLA runs out in 2 min/);
+    h.clock.advance(3 * 60_000);
+    await h.drain();
+    const t = (await h.store.getTicket(ticketKey(ref)))!;
+    expect(t).toMatchObject({ slaMet: false, escalated: true });
+    expect(h.crm.writes.map((w) => w.entry.kind)).toEqual(['routed', 'sla_breached', 'escalated']);
+    expect(h.tg.posts.at(-1)!.mention).toMatchObject({ name: 'Ann' });
+  });
+
+  it('an agent going offline has their unanswered tickets reassigned in the same queue, keeping the wait time', async () => {
+    const { h, ref, t } = await routed();
+    h.clock.advance(60_000);
+    await h.pipeline.setAgentStatus('ann', 'offline', 'admin');
+    await h.drain();
+    const after = (await h.store.getTicket(ticketKey(ref)))!;
+    expect(after).toMatchObject({ agentId: 'bob', queueId: 'vip', enqueuedAt: t.enqueuedAt, slaDueAt: t.slaDueAt, reassignCount: 1 });
+    expect((await h.store.counters()).load).toEqual({ ann: 0, bob: 1 });
+    expect(h.crm.writes.at(-1)!.entry.text).toMatch(/Reassigned from Ann to Bob: agent went offline/);
+  });
+
+  it('presence: offline only after the grace period, and an explicit /away wins over coming online', async () => {
+    const { h, ref, topic } = await routed();
+    await h.pipeline.onMessengerEvent({ kind: 'presence', telegramUserId: '1001', online: false, at: h.clock.now() });
+    await h.drain();
+    expect((await h.store.getTicket(ticketKey(ref)))!.agentId).toBe('ann');
+    h.clock.advance(3 * 60_000);
+    await h.drain();
+    expect((await h.store.getTicket(ticketKey(ref)))!.agentId).toBe('bob');
+    // Bob says /away in the topic; presence "online" must not make him available again.
+    await h.pipeline.onMessengerEvent({ kind: 'message', groupId: topic.groupId, topicId: topic.topicId, messageId: 50, fromTelegramUserId: '1002', text: '/away', at: h.clock.now() });
+    await h.pipeline.onMessengerEvent({ kind: 'presence', telegramUserId: '1002', online: true, at: h.clock.now() + 1 });
+    await h.drain();
+    expect((await h.store.counters()).status.bob).toBe('away');
+    expect(h.tg.posts.at(-1)!.text).toMatch(/Bob is now away/);
+  });
+
+  it('/reassign and /escalate work from the topic; unknown commands get help', async () => {
+    const { h, ref, topic } = await routed();
+    const say = (id: number, from: string, text: string) => h.pipeline.onMessengerEvent({ kind: 'message', groupId: topic.groupId, topicId: topic.topicId, messageId: id, fromTelegramUserId: from, text, at: h.clock.now() });
+    await say(1, '1001', '/reassign on holiday tomorrow');
+    await h.drain();
+    expect((await h.store.getTicket(ticketKey(ref)))!.agentId).toBe('bob');
+    await say(2, '1002', '/escalate');
+    await say(3, '1002', '/frobnicate');
+    await h.drain();
+    expect(h.crm.writes.map((w) => w.entry.kind)).toEqual(['routed', 'reassigned', 'escalated']);
+    expect(h.tg.posts.some((p) => /Unknown command \/frobnicate/.test(p.text))).toBe(true);
+  });
+
+  it('a deleted topic is recreated and relinked, and the CRM record gets the new link', async () => {
+    const { h, ref } = await routed();
+    h.tg.topics[0]!.deleted = true;
+    await h.pipeline.setAgentStatus('ann', 'offline', 'admin'); // produces a message for the topic
+    await h.drain();
+    h.clock.advance(5_000);
+    await h.drain();
+    const t = (await h.store.getTicket(ticketKey(ref)))!;
+    expect(h.tg.topics.filter((x) => !x.deleted)).toHaveLength(1);
+    expect(t.topic!.topicId).not.toBe(100);
+    expect(t.topicGeneration).toBe(1);
+    const w = h.crm.writes.find((x) => x.entry.kind === 'topic_recreated')!;
+    expect(w.fields.topicLink).toBe(t.topic!.link);
+    expect(h.tg.posts.filter((p) => p.topic.topicId === t.topic!.topicId && p.pin)).toHaveLength(1);
+  });
+});
+
+describe('pipeline: failures', () => {
+  it('retries a transient CRM failure with backoff, then succeeds', async () => {
+    const h = await harness(CONFIG);
+    h.crm.failNext(new AppError('upstream', 'HubSpot answered 502'), new AppError('rate_limited', '429', { retryAfterMs: 10_000 }));
+    await h.pipeline.intake.accept([ev(h.crm.add('t1'), 'e1')]);
+    await h.drain();
+    expect(h.tg.topics).toHaveLength(0);
+    h.clock.advance(2_000);
+    await h.drain();
+    h.clock.advance(5_000);
+    await h.drain();
+    expect(h.tg.topics).toHaveLength(0); // the 429 asked for 10 s
+    h.clock.advance(6_000);
+    await h.drain();
+    expect(h.tg.topics).toHaveLength(1);
+    expect(await h.store.deadJobs()).toHaveLength(0);
+  });
+
+  it('a deleted CRM ticket becomes a dead letter with a clear error, and retrying it works once fixed', async () => {
+    const h = await harness(CONFIG);
+    const ref = { crm: 'hubspot' as const, account: '42', ticketId: 'gone' };
+    await h.pipeline.intake.accept([ev(ref, 'e1')]);
+    await h.drain();
+    const dead = await h.store.deadJobs();
+    expect(dead).toHaveLength(1);
+    expect(dead[0]!.lastError).toMatch(/not_found: Ticket gone was deleted in HubSpot/);
+    h.crm.add('gone');
+    expect(await h.store.retryDeadJob(dead[0]!.id, h.clock.now())).toBe(true);
+    await h.drain();
+    expect(h.tg.topics).toHaveLength(1);
+    expect(await h.store.deadJobs()).toHaveLength(0);
+  });
+});
