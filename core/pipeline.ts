@@ -715,7 +715,18 @@ export function createPipeline(deps: PipelineDeps) {
   async function runDue(): Promise<{ jobs: number; timers: number }> {
     const now = clock.now();
     const jobs = await store.claimJobs(now, opt.batchSize, opt.leaseMs);
-    await Promise.all(jobs.map(runJob));
+    // Different tickets run in parallel; one ticket's steps run in order (a reply before a /resolve stays first).
+    const byTicket = new Map<string, Job[]>();
+    for (const j of jobs) {
+      const list = byTicket.get(j.ticketKey);
+      if (list) list.push(j);
+      else byTicket.set(j.ticketKey, [j]);
+    }
+    await Promise.all(
+      [...byTicket.values()].map(async (list) => {
+        for (const j of list) await runJob(j);
+      }),
+    );
     const timers = await store.dueTimers(clock.now(), opt.batchSize);
     for (const t of timers) {
       try {

@@ -100,6 +100,18 @@ describe('pipeline: later events', () => {
     expect(h.crm.writes[1]!.fields).toMatchObject({ status: 'answered', firstResponseMinutes: 5, slaMet: true });
   });
 
+  it('events of one topic are handled in order: a reply and a /resolve sent together both count', async () => {
+    const { h, ref, topic } = await routed();
+    h.clock.advance(60_000);
+    const base = { kind: 'message' as const, groupId: topic.groupId, topicId: topic.topicId, fromTelegramUserId: '1001', at: h.clock.now() };
+    await h.pipeline.onMessengerEvent({ ...base, messageId: 20, text: 'Fixed it, closing' });
+    await h.pipeline.onMessengerEvent({ ...base, messageId: 21, text: '/resolve' });
+    await h.drain();
+    const t = (await h.store.getTicket(ticketKey(ref)))!;
+    expect(t).toMatchObject({ status: 'resolved', firstResponderId: 'ann', slaMet: true });
+    expect(h.crm.writes.map((w) => w.entry.kind)).toEqual(['routed', 'first_reply', 'resolved']);
+  });
+
   it('a reply by another agent is recorded as such', async () => {
     const { h, topic } = await routed();
     await h.pipeline.onMessengerEvent({ kind: 'message', groupId: topic.groupId, topicId: topic.topicId, messageId: 9, fromTelegramUserId: '1002', text: 'I got this', at: h.clock.now() });
