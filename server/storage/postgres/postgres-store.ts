@@ -1,0 +1,430 @@
+// The Store on PostgreSQL, for several Tierline instances sharing one state. Semantics match the memory store
+// (server/storage/memory-store.ts, checked by the shared contract suite); what PostgreSQL adds is safety across
+// processes:
+//  - exclusive(fn) runs fn inside one transaction that holds a transaction-level advisory lock, so routing decisions
+//    from every instance take turns, and the counters fn reads and the batch it commits form one atomic unit.
+//  - claimJobs / dueTimers claim with FOR UPDATE SKIP LOCKED and a lease: concurrent workers never get the same
+//    step, and a crashed instance's steps are taken over once their lease runs out.
+//  - commit(batch) is one statement (tierline_commit), so one round trip and all-or-nothing.
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import pg from 'pg';
+import { AppError } from '../../../core/errors.ts';
+import type { RoutingConfig } from '../../../core/config.ts';
+import type { Batch, Clock, ConfigVersion, Counters, HistoryEntry, HistoryQuery, Job, JobKind, Logger, Store, TicketRecord, Timer } from '../../../core/ports.ts';
+import { runMigrations } from './migrate.ts';
+import { LOCK_CLAIM, LOCK_CONFIG, LOCK_ROUTING, LOCK_SPACE, PG_TYPES, describeDatabase, pgError } from './pg-util.ts';
+
+/** Inbound event keys are remembered this long (the memory store's window; Salesforce retries for 24 hours). */
+export const DEDUPE_WINDOW_MS = 7 * 24 * 3600_000;
+
+export type PostgresStoreOptions = {
+  url: string;
+  clock?: Clock;
+  logger?: Logger;
+  /** Shown in pg_stat_activity (application_name) and in logs, to tell instances apart. */
+  instanceId?: string;
+  /** Connections per instance (default 10). The worker runs up to its batch size of steps at once. */
+  poolSize?: number;
+  /** Run the schema migrations on open (default true). */
+  migrate?: boolean;
+  /**
+   * How long a timer returned by dueTimers stays with the instance that got it (default 60 s). Firing a timer
+   * cancels it; if the instance dies first, another fires it after this lease.
+   */
+  timerLeaseMs?: number;
+  /**
+   * Job kinds this instance must not claim right now. The Telegram steps (topic, post, close_topic) belong to the
+   * instance holding the MTProto connection (see leader.ts); followers pass `() => leader.isLeader() ? [] : MESSENGER_JOB_KINDS`.
+   */
+  excludeKinds?: () => readonly JobKind[];
+};
+
+export type PostgresStore = Store & {
+  readonly pool: pg.Pool;
+  readonly instanceId: string;
+  /** Database description without credentials, for logs and /readyz. */
+  readonly describe: string;
+  /** A round trip to the database, for readiness checks. */
+  ping(): Promise<void>;
+};
+
+type TxContext = { client: pg.PoolClient; done: boolean; failed: unknown; wrote: boolean };
+
+type JobRow = { id: string; kind: JobKind; ticket_key: string; payload: Record<string, unknown>; attempts: number; next_at: number; status: 'pending' | 'dead'; last_error: string | null; lease_until: number; created_at: number; n: number };
+type TimerRow = { id: string; kind: Timer['kind']; at: number; ticket_key: string | null; agent_id: string | null; n: number };
+type ConfigRow = { version: number; config: RoutingConfig | null; saved_at: number; author: string; note: string };
+
+const JOB_COLUMNS = 'id, kind, ticket_key, payload, attempts, next_at, status, last_error, lease_until, created_at, n';
+
+function toJob(r: JobRow): Job {
+  return { id: r.id, kind: r.kind, ticketKey: r.ticket_key, payload: r.payload, attempts: r.attempts, nextAt: r.next_at, status: r.status, lastError: r.last_error, leaseUntil: r.lease_until, createdAt: r.created_at };
+}
+
+function toTimer(r: TimerRow): Timer {
+  const t: Timer = { id: r.id, kind: r.kind, at: r.at };
+  if (r.ticket_key !== null) t.ticketKey = r.ticket_key;
+  if (r.agent_id !== null) t.agentId = r.agent_id;
+  return t;
+}
+
+const byJobOrder = (a: JobRow, b: JobRow) => a.next_at - b.next_at || a.created_at - b.created_at || a.n - b.n;
+
+/** Opens (and by default migrates) the PostgreSQL store. */
+export async function openPostgresStore(opts: PostgresStoreOptions): Promise<PostgresStore> {
+  const clock = opts.clock ?? { now: () => Date.now() };
+  const log = opts.logger;
+  const instanceId = opts.instanceId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  const describe = describeDatabase(opts.url);
+  const timerLeaseMs = opts.timerLeaseMs ?? 60_000;
+  const excludeKinds = opts.excludeKinds ?? (() => []);
+
+  const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize ?? 10, application_name: `tierline:${instanceId}`.slice(0, 63), types: PG_TYPES, keepAlive: true });
+  // An idle connection that the server drops (restart, failover) must not crash the process; the pool reconnects.
+  pool.on('error', (err) => log?.warn('idle PostgreSQL connection dropped', { error: err.message, code: (err as { code?: string }).code }));
+
+  try {
+    if (opts.migrate !== false) await runMigrations(pool, log);
+    else await pool.query('SELECT 1 FROM tierline_migrations LIMIT 1');
+  } catch (err) {
+    await pool.end().catch(() => undefined);
+    throw pgError(err, `opening ${describe}`);
+  }
+
+  const tx = new AsyncLocalStorage<TxContext>();
+  let localTurn: Promise<unknown> = Promise.resolve();
+  let closed = false;
+
+  /**
+   * Runs a statement. Reads and writes that belong to a decision (tickets, counters, config, history, commit) run on
+   * the exclusive section's transaction when called inside one; everything else uses the pool directly.
+   */
+  async function q<R extends pg.QueryResultRow>(doing: string, text: string, params: unknown[] = [], decision = false): Promise<pg.QueryResult<R>> {
+    if (closed) throw new AppError('internal', `The PostgreSQL store is closed (${doing}); this is a shutdown-order bug.`);
+    const ctx = decision ? tx.getStore() : undefined;
+    if (ctx && !ctx.done) {
+      try {
+        return await ctx.client.query<R>(text, params);
+      } catch (err) {
+        ctx.failed ??= err;
+        throw pgError(err, doing);
+      }
+    }
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await pool.query<R>(text, params);
+      } catch (err) {
+        // Only errors where the statement certainly did not take effect are retried here (deadlock victim,
+        // serialization failure); a dropped connection mid-commit is ambiguous and goes back to the caller.
+        const code = (err as { code?: string }).code;
+        if ((code === '40P01' || code === '40001') && attempt < 5) continue;
+        throw pgError(err, doing);
+      }
+    }
+  }
+
+  async function runExclusive<T>(fn: () => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await pool.connect();
+    } catch (err) {
+      throw pgError(err, 'starting a routing decision');
+    }
+    const ctx: TxContext = { client, done: false, failed: undefined, wrote: false };
+    let broken = false;
+    try {
+      try {
+        // The commit inside waits for no disk flush while the lock is held; the flush below makes it durable before
+        // exclusive() resolves, so no side effect can ever follow a decision that a database crash could lose.
+        await client.query(`BEGIN; SET LOCAL synchronous_commit = off; SELECT pg_advisory_xact_lock(${LOCK_SPACE}, ${LOCK_ROUTING})`);
+      } catch (err) {
+        broken = true;
+        throw pgError(err, 'taking the routing lock');
+      }
+      let result: T | undefined;
+      let threw = false;
+      let error: unknown;
+      try {
+        result = await tx.run(ctx, fn);
+      } catch (err) {
+        threw = true;
+        error = err;
+      }
+      ctx.done = true;
+      if (ctx.failed !== undefined) {
+        await client.query('ROLLBACK').catch(() => void (broken = true));
+        if (threw) throw error;
+        throw pgError(ctx.failed, 'a routing decision');
+      }
+      // Like the memory store, what fn committed before throwing stays committed.
+      try {
+        await client.query('COMMIT');
+        if (ctx.wrote) await client.query('SELECT txid_current()');
+      } catch (err) {
+        broken = true;
+        throw pgError(err, 'committing a routing decision');
+      }
+      if (threw) throw error;
+      return result as T;
+    } finally {
+      ctx.done = true;
+      client.release(broken);
+    }
+  }
+
+  let cachedConfig: ConfigVersion | null = null;
+  const toConfig = (r: ConfigRow & { config: RoutingConfig }): ConfigVersion => ({ version: r.version, config: r.config, savedAt: r.saved_at, author: r.author, note: r.note });
+
+  let lastInboundPurge = 0;
+
+  const store: PostgresStore = {
+    pool,
+    instanceId,
+    describe,
+
+    async ping() {
+      await q('checking the database', 'SELECT 1');
+    },
+
+    async getConfig() {
+      // The routing config can be large (hundreds of agents) and every decision reads it: send it only when changed.
+      const r = await q<ConfigRow>('reading the routing configuration', 'SELECT version, saved_at, author, note, CASE WHEN version = $1 THEN NULL ELSE config END AS config FROM configs ORDER BY version DESC LIMIT 1', [cachedConfig?.version ?? -1], true);
+      const row = r.rows[0];
+      if (!row) return null;
+      if (row.config !== null || !cachedConfig) cachedConfig = toConfig(row as ConfigRow & { config: RoutingConfig });
+      return structuredClone(cachedConfig);
+    },
+
+    async saveConfig(config, meta) {
+      // Versions are consecutive across instances: a transaction-level lock orders concurrent saves.
+      const r = await q<ConfigRow & { config: RoutingConfig }>(
+        'saving the routing configuration',
+        `WITH l AS (SELECT pg_advisory_xact_lock(${LOCK_SPACE}, ${LOCK_CONFIG}))
+         INSERT INTO configs (version, config, saved_at, author, note)
+         SELECT coalesce((SELECT max(version) FROM configs), 0) + 1, $1::json, $2, $3, $4 FROM l
+         RETURNING version, config, saved_at, author, note`,
+        [JSON.stringify(config), meta.at, meta.author, meta.note],
+      );
+      return toConfig(r.rows[0]!);
+    },
+
+    async configVersions() {
+      const r = await q<ConfigRow & { config: RoutingConfig }>('listing configuration versions', 'SELECT version, config, saved_at, author, note FROM configs ORDER BY version DESC');
+      return r.rows.map(toConfig);
+    },
+
+    async recordInbound(keys, at) {
+      if (!keys.length) return [];
+      const unique = [...new Set(keys)];
+      const cutoff = at - DEDUPE_WINDOW_MS;
+      // A key older than the window counts as new again (and is refreshed), exactly as if it had been purged.
+      const r = await q<{ key: string }>(
+        'recording inbound events',
+        'INSERT INTO inbound (key, at) SELECT k, $2 FROM unnest($1::text[]) AS k ON CONFLICT (key) DO UPDATE SET at = EXCLUDED.at WHERE inbound.at < $3 RETURNING key',
+        [unique, at, cutoff],
+      );
+      const fresh = new Set(r.rows.map((x) => x.key));
+      const seen = new Set<string>();
+      const out = keys.map((k) => {
+        if (seen.has(k)) return false;
+        seen.add(k);
+        return fresh.has(k);
+      });
+      if (at - lastInboundPurge > 60_000) {
+        lastInboundPurge = at;
+        await q('purging old inbound keys', 'DELETE FROM inbound WHERE at < $1', [cutoff]);
+      }
+      return out;
+    },
+
+    async getTicket(key) {
+      const r = await q<{ doc: TicketRecord }>('reading a ticket', 'SELECT doc FROM tickets WHERE key = $1', [key], true);
+      return r.rows[0]?.doc ?? null;
+    },
+
+    async findTicketByTopic(groupId, topicId) {
+      const r = await q<{ doc: TicketRecord }>('finding a ticket by topic', 'SELECT doc FROM tickets WHERE topic_group = $1 AND topic_id = $2 ORDER BY n LIMIT 1', [groupId, topicId], true);
+      return r.rows[0]?.doc ?? null;
+    },
+
+    async tickets(filter = {}) {
+      const where: string[] = [];
+      const params: unknown[] = [];
+      if (filter.open !== undefined) where.push(filter.open ? 'open' : 'NOT open');
+      if (filter.agentId) where.push(`agent_id = $${params.push(filter.agentId)}`);
+      if (filter.queueId) where.push(`queue_id = $${params.push(filter.queueId)}`);
+      const r = await q<{ doc: TicketRecord }>('listing tickets', `SELECT doc FROM tickets ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY n`, params, true);
+      return r.rows.map((x) => x.doc);
+    },
+
+    async counters() {
+      const r = await q<{ c: Counters }>('reading routing counters', 'SELECT tierline_counters() AS c', [], true);
+      return r.rows[0]!.c;
+    },
+
+    async commit(batch: Batch) {
+      const b: Batch = {};
+      // Empty lists are left out so the statement skips their part entirely.
+      if (batch.tickets?.length) b.tickets = batch.tickets;
+      if (batch.completeJobs?.length) b.completeJobs = batch.completeJobs;
+      if (batch.jobs?.length) b.jobs = batch.jobs;
+      if (batch.cancelTimers?.length) b.cancelTimers = batch.cancelTimers;
+      if (batch.timers?.length) b.timers = batch.timers;
+      if (batch.history?.length) b.history = batch.history;
+      if (batch.counters?.length) b.counters = batch.counters;
+      if (Object.keys(b).length === 0) return;
+      const ctx = tx.getStore();
+      if (ctx && !ctx.done) ctx.wrote = true;
+      await q('saving a pipeline step', 'SELECT tierline_commit($1::json, $2)', [JSON.stringify(b), clock.now()], true);
+    },
+
+    exclusive<T>(fn: () => Promise<T>): Promise<T> {
+      // One waiter per process on the database lock; the rest queue here, in call order, like the memory store.
+      const run = localTurn.then(
+        () => runExclusive(fn),
+        () => runExclusive(fn),
+      );
+      localTurn = run.catch(() => undefined);
+      return run;
+    },
+
+    async claimJobs(now, limit, leaseMs) {
+      if (limit <= 0) return [];
+      const exclude = [...excludeKinds()];
+      let client: pg.PoolClient;
+      try {
+        client = await pool.connect();
+      } catch (err) {
+        throw pgError(err, 'claiming pipeline steps');
+      }
+      let broken = false;
+      try {
+        // Claims take turns across instances (a short lock), so each claim sees the leases the previous one took:
+        // a ticket whose step another instance is running is left alone until that lease ends, which keeps one
+        // ticket's steps in order however many instances run them. SKIP LOCKED keeps claims off rows that a commit
+        // is completing right now.
+        await client.query(`BEGIN; SELECT pg_advisory_xact_lock(${LOCK_SPACE}, ${LOCK_CLAIM})`);
+        const r = await client.query<JobRow>(
+          `WITH c AS (
+             SELECT id FROM jobs j
+             WHERE status = 'pending' AND next_at <= $1 AND lease_until <= $1 AND NOT (kind = ANY($4::text[]))
+               AND NOT EXISTS (
+                 SELECT 1 FROM jobs o WHERE o.ticket_key = j.ticket_key AND o.status = 'pending' AND o.lease_until > $1 AND o.leased_by IS DISTINCT FROM $5
+               )
+             ORDER BY next_at, created_at, n
+             LIMIT $2
+             FOR UPDATE SKIP LOCKED
+           )
+           UPDATE jobs SET lease_until = $1::double precision + $3::double precision, leased_by = $5 FROM c WHERE jobs.id = c.id
+           RETURNING ${JOB_COLUMNS.split(', ').map((c) => `jobs.${c}`).join(', ')}`,
+          [now, limit, leaseMs, exclude, instanceId],
+        );
+        await client.query('COMMIT');
+        return r.rows.sort(byJobOrder).map(toJob);
+      } catch (err) {
+        broken = true;
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw pgError(err, 'claiming pipeline steps');
+      } finally {
+        client.release(broken);
+      }
+    },
+
+    async failJob(id, error, retryAt) {
+      await q(
+        'recording a failed step',
+        `UPDATE jobs SET attempts = attempts + 1, last_error = $2, lease_until = 0, leased_by = NULL,
+           status = CASE WHEN $3::double precision IS NULL THEN 'dead' ELSE status END,
+           next_at = coalesce($3::double precision, next_at)
+         WHERE id = $1`,
+        [id, error, retryAt],
+      );
+    },
+
+    async deadJobs() {
+      const r = await q<JobRow>('listing dead letters', `SELECT ${JOB_COLUMNS} FROM jobs WHERE status = 'dead' ORDER BY n`);
+      return r.rows.map(toJob);
+    },
+
+    async retryDeadJob(id, now) {
+      const r = await q('retrying a dead letter', `UPDATE jobs SET status = 'pending', next_at = $2, attempts = 0 WHERE id = $1 AND status = 'dead'`, [id, now]);
+      return (r.rowCount ?? 0) > 0;
+    },
+
+    async pendingJobs() {
+      const r = await q<{ n: number }>('counting pending steps', `SELECT count(*) AS n FROM jobs WHERE status = 'pending'`);
+      return r.rows[0]!.n;
+    },
+
+    async dueTimers(now, limit) {
+      if (limit <= 0) return [];
+      const r = await q<TimerRow>(
+        'claiming due timers',
+        `WITH c AS (
+           SELECT id FROM timers WHERE at <= $1 AND lease_until <= $1 ORDER BY at, n LIMIT $2 FOR UPDATE SKIP LOCKED
+         )
+         UPDATE timers SET lease_until = $1::double precision + $3::double precision FROM c WHERE timers.id = c.id
+         RETURNING timers.id, timers.kind, timers.at, timers.ticket_key, timers.agent_id, timers.n`,
+        [now, limit, timerLeaseMs],
+      );
+      return r.rows.sort((a, b) => a.at - b.at || a.n - b.n).map(toTimer);
+    },
+
+    async history(query: HistoryQuery) {
+      const where: string[] = [];
+      const params: unknown[] = [];
+      const p = (v: unknown) => `$${params.push(v)}`;
+      if (query.ticketKey) where.push(`h.ticket_key = ${p(query.ticketKey)}`);
+      if (query.companyId) where.push(`EXISTS (SELECT 1 FROM tickets t WHERE t.key = h.ticket_key AND t.company_id = ${p(query.companyId)})`);
+      if (query.tier) where.push(`coalesce(h.tier, 'unknown') = ${p(query.tier)}`);
+      if (query.queueId) where.push(`h.queue_id = ${p(query.queueId)}`);
+      if (query.agentId) where.push(`h.agent_id = ${p(query.agentId)}`);
+      if (query.kind) where.push(`h.kind = ${p(query.kind)}`);
+      if (query.from !== undefined) where.push(`h.at >= ${p(query.from)}`);
+      if (query.to !== undefined) where.push(`h.at <= ${p(query.to)}`);
+      const filter = where.length ? `WHERE ${where.join(' AND ')}` : '';
+      const offset = Math.max(0, query.offset ?? 0);
+      const limit = Math.max(0, query.limit ?? 50);
+      const r = await q<{ total: number; entries: HistoryEntry[] | null }>(
+        'reading routing history',
+        `SELECT (SELECT count(*) FROM history h ${filter}) AS total,
+                (SELECT json_agg(doc ORDER BY at DESC, seq DESC, n) FROM (
+                   SELECT h.doc, h.at, h.seq, h.n FROM history h ${filter} ORDER BY h.at DESC, h.seq DESC, h.n OFFSET ${p(offset)} LIMIT ${p(limit)}
+                 ) page) AS entries`,
+        params,
+        true,
+      );
+      return { total: r.rows[0]!.total, entries: r.rows[0]!.entries ?? [] };
+    },
+
+    async kvGet<T>(ns: string, key: string) {
+      const r = await q<{ value: T | null }>('reading a connector record', 'SELECT value FROM kv WHERE ns = $1 AND key = $2', [ns, key]);
+      return r.rows[0]?.value ?? null;
+    },
+
+    async kvPut(ns, key, value) {
+      await q('saving a connector record', 'INSERT INTO kv (ns, key, value) VALUES ($1, $2, $3::json) ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value', [ns, key, value === undefined ? null : JSON.stringify(value)]);
+    },
+
+    async kvDelete(ns, key) {
+      const r = await q('deleting a connector record', 'DELETE FROM kv WHERE ns = $1 AND key = $2', [ns, key]);
+      return (r.rowCount ?? 0) > 0;
+    },
+
+    async kvList<T>(ns: string) {
+      const r = await q<{ key: string; value: T }>('listing connector records', 'SELECT key, value FROM kv WHERE ns = $1 ORDER BY n', [ns]);
+      return r.rows.map((x) => ({ key: x.key, value: x.value }));
+    },
+
+    async close() {
+      if (closed) return;
+      // Let queued decisions finish before the connections go.
+      await localTurn.catch(() => undefined);
+      closed = true;
+      await pool.end();
+    },
+  };
+  log?.info('PostgreSQL store open', { database: describe, instance: instanceId });
+  return store;
+}
