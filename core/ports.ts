@@ -109,6 +109,24 @@ export interface CrmPort {
   writeBack(ref: TicketRef, update: CrmWriteBack): Promise<void>;
 }
 
+/** A customer as the CRM knows them, for the Telegram intake bot. */
+export type CrmCustomer = { contactId: string; companyId: string | null; name: string | null; email: string | null; phone: string | null; telegramUserId: string | null };
+
+/**
+ * What the Telegram intake bot needs from a CRM: find the customer, remember their Telegram id on the contact,
+ * and open the ticket (HubSpot ticket / Salesforce Case) that then routes like any other.
+ */
+export interface CrmIntakePort {
+  findCustomer(account: string, by: { email?: string; phone?: string; telegramUserId?: string }): Promise<CrmCustomer | null>;
+  createContact(account: string, c: { email?: string; phone?: string; name?: string; telegramUserId: string }): Promise<CrmCustomer>;
+  linkTelegramUser(account: string, contactId: string, telegramUserId: string): Promise<void>;
+  /** Idempotent on idempotencyKey: a retry returns the ticket created the first time. */
+  createTicket(
+    account: string,
+    t: { subject: string; description: string; contactId: string | null; companyId: string | null; product: string; category: string; language: string; idempotencyKey: string },
+  ): Promise<TicketRef>;
+}
+
 // ---------------------------------------------------------------- Messenger (Telegram)
 
 export type TopicRef = { groupId: string; topicId: number; link: string };
