@@ -85,6 +85,12 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
   pool.on('error', (err) => log?.warn('idle PostgreSQL connection dropped', { error: err.message, code: (err as { code?: string }).code }));
 
   try {
+    await pool.query('SELECT 1');
+  } catch (err) {
+    await pool.end().catch(() => undefined);
+    throw pgError(err, `connecting to ${describe}`);
+  }
+  try {
     if (opts.migrate !== false) await runMigrations(pool, log);
     else await pool.query('SELECT 1 FROM tierline_migrations LIMIT 1');
   } catch (err) {
@@ -133,6 +139,13 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
     }
     const ctx: TxContext = { client, done: false, failed: undefined, wrote: false };
     let broken = false;
+    // A connection that drops between statements (server restart, terminated backend) reports here; without a
+    // listener the process would crash. The decision then fails as a whole.
+    const onError = (err: Error) => {
+      ctx.failed ??= err;
+      broken = true;
+    };
+    client.on('error', onError);
     try {
       try {
         // The commit inside waits for no disk flush while the lock is held; the flush below makes it durable before
@@ -169,6 +182,7 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
       return result as T;
     } finally {
       ctx.done = true;
+      client.off('error', onError);
       client.release(broken);
     }
   }
@@ -299,6 +313,8 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
         throw pgError(err, 'claiming pipeline steps');
       }
       let broken = false;
+      const onError = () => void (broken = true);
+      client.on('error', onError);
       try {
         // Claims take turns across instances (a short lock), so each claim sees the leases the previous one took:
         // a ticket whose step another instance is running is left alone until that lease ends, which keeps one
@@ -327,6 +343,7 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
         await client.query('ROLLBACK').catch(() => undefined);
         throw pgError(err, 'claiming pipeline steps');
       } finally {
+        client.off('error', onError);
         client.release(broken);
       }
     },
