@@ -50,7 +50,17 @@ export type PostgresStore = Store & {
   ping(): Promise<void>;
 };
 
-type TxContext = { client: pg.PoolClient; done: boolean; failed: unknown; wrote: boolean };
+type ConfigHead = { version: number; saved_at: number; author: string; note: string };
+type TxContext = {
+  client: pg.PoolClient;
+  done: boolean;
+  failed: unknown;
+  wrote: boolean;
+  /** Batches committed inside the section and not yet sent: they go with the next statement, or with COMMIT. */
+  pending: { json: string; now: number }[];
+  /** The newest config version, read with the lock (no round trip for getConfig when it is unchanged). */
+  head: ConfigHead | null;
+};
 
 type JobRow = { id: string; kind: JobKind; ticket_key: string; payload: Record<string, unknown>; attempts: number; next_at: number; status: 'pending' | 'dead'; last_error: string | null; lease_until: number; created_at: number; n: number };
 type TimerRow = { id: string; kind: Timer['kind']; at: number; ticket_key: string | null; agent_id: string | null; n: number };
@@ -100,6 +110,7 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
 
   const tx = new AsyncLocalStorage<TxContext>();
   let localTurn: Promise<unknown> = Promise.resolve();
+  const inflight = new Set<Promise<unknown>>();
   let closed = false;
 
   /**
@@ -111,6 +122,8 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
     const ctx = decision ? tx.getStore() : undefined;
     if (ctx && !ctx.done) {
       try {
+        // Read-your-writes inside the section: batches held back for COMMIT go first.
+        for (const b of ctx.pending.splice(0)) await ctx.client.query('SELECT tierline_commit($1::json, $2)', [b.json, b.now]);
         return await ctx.client.query<R>(text, params);
       } catch (err) {
         ctx.failed ??= err;
@@ -130,14 +143,14 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
     }
   }
 
-  async function runExclusive<T>(fn: () => Promise<T>): Promise<T> {
+  async function runExclusive<T>(fn: () => Promise<T>, turnOver: () => void): Promise<T> {
     let client: pg.PoolClient;
     try {
       client = await pool.connect();
     } catch (err) {
       throw pgError(err, 'starting a routing decision');
     }
-    const ctx: TxContext = { client, done: false, failed: undefined, wrote: false };
+    const ctx: TxContext = { client, done: false, failed: undefined, wrote: false, pending: [], head: null };
     let broken = false;
     // A connection that drops between statements (server restart, terminated backend) reports here; without a
     // listener the process would crash. The decision then fails as a whole.
@@ -148,9 +161,14 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
     client.on('error', onError);
     try {
       try {
-        // The commit inside waits for no disk flush while the lock is held; the flush below makes it durable before
+        // Round trips while the lock is held are what limits decisions per second across all instances, so the
+        // section costs three: lock (+ newest config version), whatever fn reads, and its batch sent with COMMIT.
+        // The commit waits for no disk flush while the lock is held; the flush below makes it durable before
         // exclusive() resolves, so no side effect can ever follow a decision that a database crash could lose.
-        await client.query(`BEGIN; SET LOCAL synchronous_commit = off; SELECT pg_advisory_xact_lock(${LOCK_SPACE}, ${LOCK_ROUTING})`);
+        const results = (await client.query(
+          `BEGIN; SET LOCAL synchronous_commit = off; SELECT pg_advisory_xact_lock(${LOCK_SPACE}, ${LOCK_ROUTING}); SELECT version, saved_at, author, note FROM configs ORDER BY version DESC LIMIT 1`,
+        )) as unknown as pg.QueryResult<ConfigHead>[];
+        ctx.head = results.at(-1)?.rows[0] ?? null;
       } catch (err) {
         broken = true;
         throw pgError(err, 'taking the routing lock');
@@ -171,12 +189,23 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
         throw pgError(ctx.failed, 'a routing decision');
       }
       // Like the memory store, what fn committed before throwing stays committed.
+      const finish = ctx.pending.map((b) => `SELECT tierline_commit(${client.escapeLiteral(b.json)}::json, ${Number.isFinite(b.now) ? b.now : 0});`).join(' ') + ' COMMIT';
       try {
-        await client.query('COMMIT');
-        if (ctx.wrote) await client.query('SELECT txid_current()');
+        await client.query(finish);
       } catch (err) {
-        broken = true;
+        await client.query('ROLLBACK').catch(() => void (broken = true));
+        if (threw) throw error;
         throw pgError(err, 'committing a routing decision');
+      }
+      // The next decision in this process may start now; this one resolves once it is on disk.
+      turnOver();
+      if (ctx.wrote) {
+        try {
+          await client.query('SELECT txid_current()');
+        } catch (err) {
+          broken = true;
+          throw pgError(err, 'flushing a routing decision to disk');
+        }
       }
       if (threw) throw error;
       return result as T;
@@ -188,6 +217,21 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
   }
 
   let cachedConfig: ConfigVersion | null = null;
+  /**
+   * A private copy of a config version whose (large) config is copied only when read: the pipeline asks for the
+   * config on every decision but looks past the version number only when it changed.
+   */
+  const lazyCopy = (v: ConfigVersion): ConfigVersion => {
+    let config: RoutingConfig | undefined;
+    const out = { version: v.version, savedAt: v.savedAt, author: v.author, note: v.note } as ConfigVersion;
+    Object.defineProperty(out, 'config', {
+      enumerable: true,
+      configurable: true,
+      get: () => (config ??= structuredClone(v.config)),
+      set: (c: RoutingConfig) => void (config = c),
+    });
+    return out;
+  };
   const toConfig = (r: ConfigRow & { config: RoutingConfig }): ConfigVersion => ({ version: r.version, config: r.config, savedAt: r.saved_at, author: r.author, note: r.note });
 
   let lastInboundPurge = 0;
@@ -202,12 +246,15 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
     },
 
     async getConfig() {
+      const ctx = tx.getStore();
+      if (ctx && !ctx.done && cachedConfig && ctx.head?.version === cachedConfig.version) return lazyCopy(cachedConfig);
+      if (ctx && !ctx.done && !ctx.head) return null;
       // The routing config can be large (hundreds of agents) and every decision reads it: send it only when changed.
       const r = await q<ConfigRow>('reading the routing configuration', 'SELECT version, saved_at, author, note, CASE WHEN version = $1 THEN NULL ELSE config END AS config FROM configs ORDER BY version DESC LIMIT 1', [cachedConfig?.version ?? -1], true);
       const row = r.rows[0];
       if (!row) return null;
       if (row.config !== null || !cachedConfig) cachedConfig = toConfig(row as ConfigRow & { config: RoutingConfig });
-      return structuredClone(cachedConfig);
+      return lazyCopy(cachedConfig);
     },
 
     async saveConfig(config, meta) {
@@ -289,17 +336,26 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
       if (batch.counters?.length) b.counters = batch.counters;
       if (Object.keys(b).length === 0) return;
       const ctx = tx.getStore();
-      if (ctx && !ctx.done) ctx.wrote = true;
+      if (ctx && !ctx.done) {
+        // Inside a decision the batch travels with COMMIT (or with the next read, if fn reads again first).
+        ctx.wrote = true;
+        ctx.pending.push({ json: JSON.stringify(b), now: clock.now() });
+        return;
+      }
       await q('saving a pipeline step', 'SELECT tierline_commit($1::json, $2)', [JSON.stringify(b), clock.now()], true);
     },
 
     exclusive<T>(fn: () => Promise<T>): Promise<T> {
       // One waiter per process on the database lock; the rest queue here, in call order, like the memory store.
-      const run = localTurn.then(
-        () => runExclusive(fn),
-        () => runExclusive(fn),
-      );
-      localTurn = run.catch(() => undefined);
+      let turnOver!: () => void;
+      const turn = new Promise<void>((resolve) => (turnOver = resolve));
+      const start = () => runExclusive(fn, turnOver);
+      const run = localTurn.then(start, start);
+      run.then(turnOver, turnOver);
+      localTurn = turn;
+      inflight.add(run);
+      const forget = () => void inflight.delete(run);
+      run.then(forget, forget);
       return run;
     },
 
@@ -437,7 +493,7 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
     async close() {
       if (closed) return;
       // Let queued decisions finish before the connections go.
-      await localTurn.catch(() => undefined);
+      await Promise.allSettled([localTurn, ...inflight]);
       closed = true;
       await pool.end();
     },

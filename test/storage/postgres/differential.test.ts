@@ -80,7 +80,13 @@ function scenario(seed: number, steps: number): Op[] {
               return { op: 'unwait', queueId: pick(queues), ticketKey: pick(keys) };
           }
         });
-      ops.push({ name: `commit ${JSON.stringify(b).slice(0, 80)}`, run: (s) => s.commit(b) });
+      const viaDecision = r() < 0.4;
+      const k = pick(keys);
+      ops.push({
+        name: `${viaDecision ? 'exclusive commit+read' : 'commit'} ${JSON.stringify(b).slice(0, 80)}`,
+        // Inside a decision the batch must be visible to reads that follow it in the same section.
+        run: (s) => (viaDecision ? s.exclusive(async () => (await s.commit(b), [await s.counters(), await s.getTicket(k)])) : s.commit(b)),
+      });
     } else if (roll < 0.4) {
       const limit = 1 + int(3);
       const lease = int(3) * 1000;

@@ -171,6 +171,19 @@ describe.skipIf(postgresSkipReason !== null)('PostgreSQL store', () => {
       expect((await store.counters()).load).toEqual({ ann: 1 });
     });
 
+    it('a batch that cannot be applied fails the whole decision, which leaves no trace', async () => {
+      const store = await db.open();
+      const err = await store
+        .exclusive(async () => {
+          await store.commit({ counters: [{ op: 'load', agentId: 'ann', delta: 1 }] });
+          await store.commit({ counters: [{ op: 'bogus' } as never] });
+        })
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AppError);
+      expect((err as AppError).message).toMatch(/unknown counter op bogus/);
+      expect((await store.counters()).load).toEqual({});
+    });
+
     it('keeps what fn committed when fn then throws (as the memory store does), and passes the error on', async () => {
       const store = await db.open();
       const err = await store

@@ -27,10 +27,8 @@ CREATE TABLE tickets (
   queue_id text,
   company_id text,
   topic_group text,
-  topic_id double precision,
-  updated_at double precision
+  topic_id double precision
 );
-CREATE INDEX tickets_n ON tickets (n);
 CREATE INDEX tickets_open ON tickets (n) WHERE open;
 CREATE INDEX tickets_agent ON tickets (agent_id, n);
 CREATE INDEX tickets_queue ON tickets (queue_id, n);
@@ -127,69 +125,87 @@ CREATE TABLE leaders (
 );
 
 -- One pipeline step's changes in one statement (so one round trip and one atomic unit), applied in the same order as
--- the memory store's applyBatch. The batch is json, not jsonb, so each record is stored as the exact text it came in.
+-- the memory store's applyBatch. The batch arrives as json, not jsonb, so each record is stored as the exact text it
+-- came in; fields are read from a jsonb copy of each element (reading them from json would re-parse it every time).
 CREATE FUNCTION tierline_commit(b json, p_now double precision) RETURNS void
 LANGUAGE plpgsql AS $fn$
 DECLARE
-  o json;
+  k text;
+  v json;
+  v_tickets json; v_complete json; v_jobs json; v_cancel json; v_timers json; v_history json; v_counters jsonb;
+  o jsonb;
 BEGIN
-  IF b->'tickets' IS NOT NULL THEN
+  -- One pass over the batch; absent parts are skipped entirely.
+  FOR k, v IN SELECT key, value FROM json_each(b) LOOP
+    CASE k
+      WHEN 'tickets' THEN v_tickets := v;
+      WHEN 'completeJobs' THEN v_complete := v;
+      WHEN 'jobs' THEN v_jobs := v;
+      WHEN 'cancelTimers' THEN v_cancel := v;
+      WHEN 'timers' THEN v_timers := v;
+      WHEN 'history' THEN v_history := v;
+      WHEN 'counters' THEN v_counters := v::jsonb;
+      ELSE NULL;
+    END CASE;
+  END LOOP;
+
+  IF v_tickets IS NOT NULL THEN
     -- Last write wins for a key repeated within one batch, as with a map.
-    INSERT INTO tickets AS x (key, doc, status, agent_id, queue_id, company_id, topic_group, topic_id, updated_at)
-    SELECT k, e, e->>'status', e->>'agentId', e->>'queueId', e->>'companyId', e->'topic'->>'groupId', (e->'topic'->>'topicId')::double precision, (e->>'updatedAt')::double precision
+    INSERT INTO tickets AS x (key, doc, status, agent_id, queue_id, company_id, topic_group, topic_id)
+    SELECT j->>'key', e, j->>'status', j->>'agentId', j->>'queueId', j->>'companyId', j->'topic'->>'groupId', (j->'topic'->>'topicId')::double precision
     FROM (
-      SELECT DISTINCT ON (e->>'key') e->>'key' AS k, e, i
-      FROM json_array_elements(b->'tickets') WITH ORDINALITY AS a(e, i)
-      ORDER BY e->>'key', i DESC
+      SELECT DISTINCT ON (j->>'key') e, j, i
+      FROM (SELECT e, e::jsonb AS j, i FROM json_array_elements(v_tickets) WITH ORDINALITY AS a(e, i)) s
+      ORDER BY j->>'key', i DESC
     ) d
     ORDER BY i
     ON CONFLICT (key) DO UPDATE SET doc = EXCLUDED.doc, status = EXCLUDED.status, agent_id = EXCLUDED.agent_id, queue_id = EXCLUDED.queue_id,
-      company_id = EXCLUDED.company_id, topic_group = EXCLUDED.topic_group, topic_id = EXCLUDED.topic_id, updated_at = EXCLUDED.updated_at;
+      company_id = EXCLUDED.company_id, topic_group = EXCLUDED.topic_group, topic_id = EXCLUDED.topic_id;
   END IF;
 
-  IF b->'completeJobs' IS NOT NULL THEN
-    DELETE FROM jobs WHERE id IN (SELECT json_array_elements_text(b->'completeJobs'));
-    INSERT INTO done_jobs (id, done_at) SELECT DISTINCT id, p_now FROM json_array_elements_text(b->'completeJobs') AS a(id)
+  IF v_complete IS NOT NULL THEN
+    DELETE FROM jobs WHERE id IN (SELECT json_array_elements_text(v_complete));
+    INSERT INTO done_jobs (id, done_at) SELECT DISTINCT id, p_now FROM json_array_elements_text(v_complete) AS a(id)
     ON CONFLICT (id) DO UPDATE SET done_at = EXCLUDED.done_at;
   END IF;
 
-  IF b->'jobs' IS NOT NULL THEN
+  IF v_jobs IS NOT NULL THEN
     -- First write wins within a batch; an id that exists or has completed is ignored.
     INSERT INTO jobs (id, kind, ticket_key, payload, attempts, next_at, status, last_error, lease_until, created_at)
-    SELECT e->>'id', e->>'kind', e->>'ticketKey', e->'payload', (e->>'attempts')::integer, (e->>'nextAt')::double precision, e->>'status', e->>'lastError',
-      (e->>'leaseUntil')::double precision, (e->>'createdAt')::double precision
-    FROM json_array_elements(b->'jobs') WITH ORDINALITY AS a(e, i)
-    WHERE NOT EXISTS (SELECT 1 FROM done_jobs d WHERE d.id = e->>'id')
+    SELECT j->>'id', j->>'kind', j->>'ticketKey', e->'payload', (j->>'attempts')::integer, (j->>'nextAt')::double precision, j->>'status', j->>'lastError',
+      (j->>'leaseUntil')::double precision, (j->>'createdAt')::double precision
+    FROM (SELECT e, e::jsonb AS j, i FROM json_array_elements(v_jobs) WITH ORDINALITY AS a(e, i)) s
+    WHERE NOT EXISTS (SELECT 1 FROM done_jobs d WHERE d.id = j->>'id')
     ORDER BY i
     ON CONFLICT (id) DO NOTHING;
   END IF;
 
-  IF b->'cancelTimers' IS NOT NULL THEN
-    DELETE FROM timers WHERE id IN (SELECT json_array_elements_text(b->'cancelTimers'));
+  IF v_cancel IS NOT NULL THEN
+    DELETE FROM timers WHERE id IN (SELECT json_array_elements_text(v_cancel));
   END IF;
 
-  IF b->'timers' IS NOT NULL THEN
+  IF v_timers IS NOT NULL THEN
     -- Re-arming moves the deadline and drops any lease, so the new deadline fires.
     INSERT INTO timers AS x (id, kind, at, ticket_key, agent_id, lease_until)
-    SELECT e->>'id', e->>'kind', (e->>'at')::double precision, e->>'ticketKey', e->>'agentId', 0
+    SELECT j->>'id', j->>'kind', (j->>'at')::double precision, j->>'ticketKey', j->>'agentId', 0
     FROM (
-      SELECT DISTINCT ON (e->>'id') e, i FROM json_array_elements(b->'timers') WITH ORDINALITY AS a(e, i) ORDER BY e->>'id', i DESC
+      SELECT DISTINCT ON (j->>'id') j, i FROM jsonb_array_elements(v_timers::jsonb) WITH ORDINALITY AS a(j, i) ORDER BY j->>'id', i DESC
     ) d
     ORDER BY i
     ON CONFLICT (id) DO UPDATE SET kind = EXCLUDED.kind, at = EXCLUDED.at, ticket_key = EXCLUDED.ticket_key, agent_id = EXCLUDED.agent_id, lease_until = 0;
   END IF;
 
-  IF b->'history' IS NOT NULL THEN
+  IF v_history IS NOT NULL THEN
     INSERT INTO history (key, ticket_key, seq, kind, at, queue_id, agent_id, rule_id, tier, doc)
-    SELECT e->>'key', e->>'ticketKey', (e->>'seq')::integer, e->>'kind', (e->>'at')::double precision, e->>'queueId', e->>'agentId', e->>'ruleId', e->>'tier', e
-    FROM json_array_elements(b->'history') WITH ORDINALITY AS a(e, i)
+    SELECT j->>'key', j->>'ticketKey', (j->>'seq')::integer, j->>'kind', (j->>'at')::double precision, j->>'queueId', j->>'agentId', j->>'ruleId', j->>'tier', e
+    FROM (SELECT e, e::jsonb AS j, i FROM json_array_elements(v_history) WITH ORDINALITY AS a(e, i)) s
     ORDER BY i
     ON CONFLICT (key) DO NOTHING;
   END IF;
 
-  IF b->'counters' IS NOT NULL THEN
+  IF v_counters IS NOT NULL THEN
     -- In order: a load change clamps at zero step by step, and wait/unwait of one ticket may both appear.
-    FOR o IN SELECT e FROM json_array_elements(b->'counters') WITH ORDINALITY AS a(e, i) ORDER BY i LOOP
+    FOR o IN SELECT e FROM jsonb_array_elements(v_counters) AS a(e) LOOP
       CASE o->>'op'
         WHEN 'load' THEN
           INSERT INTO counter_load AS x (agent_id, load) VALUES (o->>'agentId', greatest(0, (o->>'delta')::double precision))

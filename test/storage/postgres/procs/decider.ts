@@ -22,6 +22,9 @@ export type DeciderOptions = {
   /** Save this config before starting (the parent passes it to one child only). */
   saveConfig?: RoutingConfigInput;
   seed?: number;
+  /** Decisions in flight at once in this process, like the worker running a batch of tickets (default 1). */
+  concurrency?: number;
+  poolSize?: number;
 };
 
 export type DeciderResult = {
@@ -95,7 +98,7 @@ export function newTicket(key: string, segment: Segment, now: number): TicketRec
 }
 
 async function main(opts: DeciderOptions): Promise<void> {
-  const store = await openPostgresStore({ url: opts.url, instanceId: opts.name, poolSize: 4 });
+  const store = await openPostgresStore({ url: opts.url, instanceId: opts.name, poolSize: opts.poolSize ?? 4 });
   if (opts.saveConfig) await store.saveConfig(parseRoutingConfig(opts.saveConfig), { author: 'test', note: 'decider', at: Date.now() });
   let seed = opts.seed ?? 7;
   const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
@@ -116,7 +119,7 @@ async function main(opts: DeciderOptions): Promise<void> {
   const mine: string[] = [];
   const t0 = performance.now();
   const deadline = opts.durationMs ? t0 + opts.durationMs : Infinity;
-  for (let i = 0; (opts.count === undefined || i < opts.count) && performance.now() < deadline; i++) {
+  const decide = async (i: number) => {
     const key = `hubspot:1:${opts.name}-${i}`;
     const segment = segmentFor(i, rnd, opts.name);
     await store.exclusive(async () => {
@@ -148,21 +151,29 @@ async function main(opts: DeciderOptions): Promise<void> {
         mine.push(key);
       } else result.held++;
     });
-    if (opts.resolveShare && mine.length && rnd() < opts.resolveShare) {
-      const k = mine.shift()!;
-      await store.exclusive(async () => {
-        const t = await store.getTicket(k);
-        if (!t || t.status !== 'assigned' || !t.agentId) return;
-        const now = Date.now();
-        t.status = 'resolved';
-        t.resolvedAt = now;
-        t.seq += 1;
-        const e: HistoryEntry = { key: `${k}#${t.seq}`, ticketKey: k, seq: t.seq, kind: 'resolved', at: now, queueId: t.queueId ?? '', agentId: t.agentId, ruleId: t.ruleId, tier: t.segment?.tier ?? null, text: 'Resolved' };
-        await store.commit({ tickets: [t], history: [e], counters: [{ op: 'load', agentId: t.agentId, delta: -1 }], cancelTimers: [`sla_breach:${k}`] });
-        result.resolves++;
-      });
+  };
+  const resolveOldest = async () => {
+    const k = mine.shift()!;
+    await store.exclusive(async () => {
+      const t = await store.getTicket(k);
+      if (!t || t.status !== 'assigned' || !t.agentId) return;
+      const now = Date.now();
+      t.status = 'resolved';
+      t.resolvedAt = now;
+      t.seq += 1;
+      const e: HistoryEntry = { key: `${k}#${t.seq}`, ticketKey: k, seq: t.seq, kind: 'resolved', at: now, queueId: t.queueId ?? '', agentId: t.agentId, ruleId: t.ruleId, tier: t.segment?.tier ?? null, text: 'Resolved' };
+      await store.commit({ tickets: [t], history: [e], counters: [{ op: 'load', agentId: t.agentId, delta: -1 }], cancelTimers: [`sla_breach:${k}`] });
+      result.resolves++;
+    });
+  };
+  let next = 0;
+  const loop = async () => {
+    for (let i = next++; (opts.count === undefined || i < opts.count) && performance.now() < deadline; i = next++) {
+      await decide(i);
+      if (opts.resolveShare && mine.length && rnd() < opts.resolveShare) await resolveOldest();
     }
-  }
+  };
+  await Promise.all(Array.from({ length: opts.concurrency ?? 1 }, loop));
   result.ms = performance.now() - t0;
   await store.close();
   process.stdout.write(JSON.stringify(result) + '\n');

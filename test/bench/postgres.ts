@@ -1,0 +1,145 @@
+// PostgreSQL store benchmark, on a throwaway cluster with production durability (fsync and synchronous commit on):
+//  - pg.persistMedianMs@1k / @1M: median time to persist one routing outcome (the route step's batch: ticket,
+//    history entry, counters, next job, SLA timer, completed job) with 1,000 and with 1,000,000 outcomes stored.
+//  - pg.decisionsPerSecond@1 / @3: routing decisions per second (read config and counters, route, commit, all under
+//    the cross-instance decision lock) made by one process, and by three processes on the same database.
+// Run alone with `node test/bench/postgres.ts` (add --json for one JSON line).
+import { parseRoutingConfig } from '../../core/config.ts';
+import { createRouter, effectOps, emptyCounters, stateOf } from '../../core/route.ts';
+import { explainDecision } from '../../core/explain.ts';
+import type { Batch } from '../../core/ports.ts';
+import { openPostgresStore, type PostgresStore } from '../../server/storage/postgres/postgres-store.ts';
+import { postgresSkipReason, startTestPostgres } from '../setup/postgres.ts';
+import { newTicket, type DeciderOptions, type DeciderResult } from '../storage/postgres/procs/decider.ts';
+import { DECIDER, runTogether } from '../storage/postgres/procs/spawn.ts';
+import { benchConfig } from './core.ts';
+
+const SEED_CHUNK = 100_000;
+
+/** A realistic stored outcome (a routed ticket with its explanation, and its history entry) as JSON templates. */
+function templates() {
+  const config = benchConfig();
+  const router = createRouter(config);
+  const now = Date.now();
+  const segment = { tier: 'premium' as const, lifetimeValue: { amount: 42_000, currency: 'USD' }, annualRevenue: null, product: 'api', category: 'technical', language: 'en', region: 'EU', churnRisk: 0.3, skills: [], source: { ref: { crm: 'hubspot' as const, account: '1', ticketId: '__ID__' }, companyId: 'co-1', contactId: 'ct-1' } };
+  const d = router.route({ segment, now }, stateOf(emptyCounters()));
+  const x = explainDecision(router, d);
+  const t = newTicket('__KEY__', segment, now);
+  Object.assign(t, { status: 'resolved', queueId: d.queueId, agentId: d.agentId, ruleId: d.rule?.id ?? null, summary: x.summary, explanation: x.lines, routedAt: now, enqueuedAt: now, slaDueAt: d.slaDueAt, seq: 1 });
+  const h = { key: '__KEY__#1', ticketKey: '__KEY__', seq: 1, kind: 'routed', at: now, queueId: d.queueId, agentId: d.agentId, ruleId: t.ruleId, tier: 'premium', text: `Routed to ${x.summary}`, explanation: x.lines };
+  return { config, router, ticket: JSON.stringify(t), history: JSON.stringify(h), segment };
+}
+
+async function seedOutcomes(store: PostgresStore, from: number, to: number, tpl: ReturnType<typeof templates>): Promise<void> {
+  for (let a = from; a <= to; a += SEED_CHUNK) {
+    const b = Math.min(to, a + SEED_CHUNK - 1);
+    const params = [a, b, Date.now() - 30 * 86_400_000];
+    await store.pool.query(
+      `INSERT INTO tickets (key, doc, status, agent_id, queue_id, company_id)
+       SELECT 'hubspot:1:seed-' || i, replace(replace($3, '__KEY__', 'hubspot:1:seed-' || i), '__ID__', 'seed-' || i)::json, 'resolved', 'a' || (i % 500), 'q' || (i % 20), 'co-' || (i % 5000)
+       FROM generate_series($1::int, $2::int) AS i`,
+      [a, b, tpl.ticket],
+    );
+    await store.pool.query(
+      `INSERT INTO history (key, ticket_key, seq, kind, at, queue_id, agent_id, rule_id, tier, doc)
+       SELECT 'hubspot:1:seed-' || i || '#1', 'hubspot:1:seed-' || i, 1, 'routed', $3::float8 + i, 'q' || (i % 20), 'a' || (i % 500), 'r' || (i % 50),
+         (ARRAY['free', 'standard', 'premium', 'enterprise'])[1 + i % 4], replace($4, '__KEY__', 'hubspot:1:seed-' || i)::json
+       FROM generate_series($1::int, $2::int) AS i`,
+      [...params, tpl.history],
+    );
+    await store.pool.query(`INSERT INTO done_jobs (id, done_at) SELECT 'route:hubspot:1:seed-' || i, $3::float8 + i FROM generate_series($1::int, $2::int) AS i`, params);
+  }
+  await store.pool.query('ANALYZE');
+}
+
+/** The route step's batch for a new ticket, built from a real decision. */
+function outcomeBatch(tpl: ReturnType<typeof templates>, n: number): Batch {
+  const key = `hubspot:1:bench-${n}`;
+  const now = Date.now();
+  const d = tpl.router.route({ segment: tpl.segment, now }, stateOf(emptyCounters()));
+  const x = explainDecision(tpl.router, d);
+  const t = newTicket(key, { ...tpl.segment, source: { ...tpl.segment.source, ref: { crm: 'hubspot', account: '1', ticketId: `bench-${n}` } } }, now);
+  Object.assign(t, { status: 'assigned', queueId: d.queueId, agentId: d.agentId, ruleId: d.rule?.id ?? null, summary: x.summary, explanation: x.lines, routedAt: now, enqueuedAt: now, slaDueAt: d.slaDueAt, seq: 1 });
+  return {
+    tickets: [t],
+    history: [{ key: `${key}#1`, ticketKey: key, seq: 1, kind: 'routed', at: now, queueId: d.queueId, agentId: d.agentId, ruleId: t.ruleId, tier: 'premium', text: `Routed to ${x.summary}`, explanation: x.lines }],
+    counters: effectOps(d.effects),
+    jobs: [{ id: `topic:${key}:g0`, kind: 'topic', ticketKey: key, payload: { generation: 0 }, attempts: 0, nextAt: now, status: 'pending', lastError: null, leaseUntil: 0, createdAt: now }],
+    timers: [{ id: `sla_breach:${key}`, kind: 'sla_breach', at: d.slaDueAt, ticketKey: key }],
+    completeJobs: [`route:${key}`],
+  };
+}
+
+async function persistMedianMs(store: PostgresStore, tpl: ReturnType<typeof templates>, base: number, samples = 1_000): Promise<{ median: number; p99: number }> {
+  const ms: number[] = [];
+  const warmup = 200; // connection pool, plan cache, JIT
+  for (let i = 0; i < samples + warmup; i++) {
+    const b = outcomeBatch(tpl, base + i);
+    const t0 = performance.now();
+    await store.commit(b);
+    if (i >= warmup) ms.push(performance.now() - t0);
+  }
+  ms.sort((a, b) => a - b);
+  return { median: ms[Math.floor(ms.length / 2)]!, p99: ms[Math.floor(ms.length * 0.99)]! };
+}
+
+async function decisionsPerSecond(url: string, processes: number, durationMs: number): Promise<{ perSecond: number; violations: number }> {
+  const store = await openPostgresStore({ url });
+  await store.saveConfig(benchConfig(), { author: 'bench', note: 'bench config: 50 rules, 20 queues, 500 agents', at: Date.now() });
+  await store.close();
+  const out = await runTogether<DeciderResult>(
+    DECIDER,
+    Array.from({ length: processes }, (_, i): DeciderOptions => ({ url, name: `bench${i}`, durationMs, resolveShare: 0.5, concurrency: 8, poolSize: 8, seed: i + 1 })),
+  );
+  for (const o of out) if (o.code !== 0 || !o.result) throw new Error(`decider failed: ${o.stderr}`);
+  const results = out.map((o) => o.result!);
+  const decisions = results.reduce((n, r) => n + r.decisions, 0);
+  const secs = Math.max(...results.map((r) => r.ms)) / 1000;
+  return { perSecond: Math.round(decisions / secs), violations: results.reduce((n, r) => n + r.violations.length, 0) };
+}
+
+export async function benchPostgres(parts: { persist?: boolean; decisions?: boolean } = {}): Promise<Record<string, number>> {
+  if (postgresSkipReason) {
+    process.stderr.write(`postgres bench skipped: ${postgresSkipReason}\n`);
+    return {};
+  }
+  const cluster = await startTestPostgres({ durable: true });
+  try {
+    const out: Record<string, number> = {};
+    const tpl = templates();
+    if (parts.persist !== false) {
+      const store = await openPostgresStore({ url: await cluster.createDatabase() });
+      await seedOutcomes(store, 1, 1_000, tpl);
+      const small = await persistMedianMs(store, tpl, 0);
+      const t0 = performance.now();
+      await seedOutcomes(store, 1_001, 1_000_000, tpl);
+      out['pg.seed1MSeconds'] = round((performance.now() - t0) / 1000);
+      const large = await persistMedianMs(store, tpl, 10_000);
+      out['pg.persistMedianMs@1k'] = round(small.median);
+      out['pg.persistP99Ms@1k'] = round(small.p99);
+      out['pg.persistMedianMs@1M'] = round(large.median);
+      out['pg.persistP99Ms@1M'] = round(large.p99);
+      await store.close();
+    }
+    if (parts.decisions !== false) {
+      const one = await decisionsPerSecond(await cluster.createDatabase(), 1, 5_000);
+      const three = await decisionsPerSecond(await cluster.createDatabase(), 3, 5_000);
+      out['pg.decisionsPerSecond@1'] = one.perSecond;
+      out['pg.decisionsPerSecond@3'] = three.perSecond;
+      out['pg.capacityViolations'] = one.violations + three.violations;
+    }
+    return out;
+  } finally {
+    await cluster.stop();
+  }
+}
+
+function round(x: number): number {
+  return Math.round(x * 100) / 100;
+}
+
+if (import.meta.main) {
+  const r = await benchPostgres({ persist: !process.argv.includes('--decisions-only'), decisions: !process.argv.includes('--persist-only') });
+  if (process.argv.includes('--json')) process.stdout.write(JSON.stringify(r) + '\n');
+  else for (const [k, v] of Object.entries(r)) process.stdout.write(`${k.padEnd(26)} ${v}\n`);
+}
