@@ -39,6 +39,11 @@ export type PostgresStoreOptions = {
    * instance holding the MTProto connection (see leader.ts); followers pass `() => leader.isLeader() ? [] : MESSENGER_JOB_KINDS`.
    */
   excludeKinds?: () => readonly JobKind[];
+  /**
+   * A decision that sits idle this long between statements (a frozen or partitioned instance) is ended by the server,
+   * freeing the decision lock for the other instances (default 30 s).
+   */
+  decisionIdleTimeoutMs?: number;
 };
 
 export type PostgresStore = Store & {
@@ -89,6 +94,7 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
   const describe = describeDatabase(opts.url);
   const timerLeaseMs = opts.timerLeaseMs ?? 60_000;
   const excludeKinds = opts.excludeKinds ?? (() => []);
+  const decisionIdleMs = Math.max(1_000, Math.round(opts.decisionIdleTimeoutMs ?? 30_000));
 
   const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize ?? 10, application_name: `tierline:${instanceId}`.slice(0, 63), types: PG_TYPES, keepAlive: true });
   // An idle connection that the server drops (restart, failover) must not crash the process; the pool reconnects.
@@ -166,7 +172,7 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
         // The commit waits for no disk flush while the lock is held; the flush below makes it durable before
         // exclusive() resolves, so no side effect can ever follow a decision that a database crash could lose.
         const results = (await client.query(
-          `BEGIN; SET LOCAL synchronous_commit = off; SELECT pg_advisory_xact_lock(${LOCK_SPACE}, ${LOCK_ROUTING}); SELECT version, saved_at, author, note FROM configs ORDER BY version DESC LIMIT 1`,
+          `BEGIN; SET LOCAL synchronous_commit = off; SET LOCAL idle_in_transaction_session_timeout = ${decisionIdleMs}; SELECT pg_advisory_xact_lock(${LOCK_SPACE}, ${LOCK_ROUTING}); SELECT version, saved_at, author, note FROM configs ORDER BY version DESC LIMIT 1`,
         )) as unknown as pg.QueryResult<ConfigHead>[];
         ctx.head = results.at(-1)?.rows[0] ?? null;
       } catch (err) {

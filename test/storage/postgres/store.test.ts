@@ -184,6 +184,33 @@ describe.skipIf(postgresSkipReason !== null)('PostgreSQL store', () => {
       expect((await store.counters()).load).toEqual({});
     });
 
+    it('an instance that freezes inside a decision loses the lock to the others instead of stalling routing', async () => {
+      const url = await db.database();
+      const frozen = await db.open({ url, decisionIdleTimeoutMs: 1_000 });
+      const healthy = await db.open({ url });
+      const events: string[] = [];
+      let entered!: () => void;
+      const inside = new Promise<void>((r) => (entered = r));
+      const stuck = frozen
+        .exclusive(async () => {
+          await frozen.commit({ counters: [{ op: 'load', agentId: 'ann', delta: 1 }] });
+          entered();
+          await new Promise((r) => setTimeout(r, 2_500)); // a long GC pause, SIGSTOP, a partition
+          events.push('frozen resumed');
+          await frozen.counters();
+        })
+        .catch((e: unknown) => e);
+      await inside;
+      await healthy.exclusive(async () => {
+        events.push('healthy decided');
+        await healthy.commit({ counters: [{ op: 'load', agentId: 'bob', delta: 1 }] });
+      });
+      const err = await stuck;
+      expect(events).toEqual(['healthy decided', 'frozen resumed']);
+      expect(err).toBeInstanceOf(AppError);
+      expect((await healthy.counters()).load).toEqual({ bob: 1 });
+    });
+
     it('keeps what fn committed when fn then throws (as the memory store does), and passes the error on', async () => {
       const store = await db.open();
       const err = await store
