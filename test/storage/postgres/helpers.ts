@@ -1,5 +1,6 @@
 // Shared by the PostgreSQL store tests: one throwaway cluster per test file, a fresh database per store, and
 // record builders.
+import pg from 'pg';
 import type { HistoryEntry, Job, Logger, TicketRecord, Timer } from '../../../core/ports.ts';
 import { openPostgresStore, type PostgresStore, type PostgresStoreOptions } from '../../../server/storage/postgres/postgres-store.ts';
 import { postgresSkipReason, startTestPostgres, type TestPostgres } from '../../setup/postgres.ts';
@@ -8,19 +9,37 @@ export { postgresSkipReason };
 
 export const silent: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => silent };
 
-/** A cluster per test file; databases are created on demand and everything goes on stop(). */
+/**
+ * A cluster (or, with TIERLINE_TEST_DATABASE_URL, a database) per test file, and a fresh schema per store: the
+ * returned URL sets search_path, so each test starts from an empty Tierline schema in a few milliseconds instead of
+ * the third of a second a CREATE DATABASE takes.
+ */
 export function usePostgres() {
   let cluster: TestPostgres | null = null;
+  let base = '';
+  let schemas = 0;
   const opened: PostgresStore[] = [];
+  async function database(): Promise<string> {
+    const schema = `t${++schemas}`;
+    const c = new pg.Client({ connectionString: base });
+    await c.connect();
+    try {
+      await c.query(`CREATE SCHEMA ${schema}`);
+    } finally {
+      await c.end();
+    }
+    const u = new URL(base);
+    u.searchParams.set('options', `-c search_path=${schema}`);
+    return u.toString();
+  }
   return {
     async start() {
       cluster = await startTestPostgres();
+      base = await cluster.createDatabase();
     },
-    async database(): Promise<string> {
-      return cluster!.createDatabase();
-    },
+    database,
     async open(opts: Partial<PostgresStoreOptions> & { url?: string } = {}): Promise<PostgresStore> {
-      const url = opts.url ?? (await cluster!.createDatabase());
+      const url = opts.url ?? (await database());
       const s = await openPostgresStore({ logger: silent, ...opts, url });
       opened.push(s);
       return s;
