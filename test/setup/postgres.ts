@@ -5,8 +5,8 @@
 // TIERLINE_TEST_DATABASE_URL=postgres://... uses an existing server instead (each test gets its own database there).
 // With neither, the PostgreSQL tests are skipped with the reason printed; TIERLINE_REQUIRE_POSTGRES=1 (set by CI)
 // turns that skip into a failure.
-import { execFile } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { chown, mkdtemp, rm, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
@@ -58,18 +58,18 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** Runs a PostgreSQL binary as a non-root user when we are root. */
-async function asServerUser(bin: string, args: string[]): Promise<void> {
-  if (userInfo().uid !== 0) {
-    await run(bin, args, { timeout: 60_000 });
-    return;
-  }
-  if (existsSync('/usr/sbin/runuser') || existsSync('/sbin/runuser')) {
-    await run(existsSync('/usr/sbin/runuser') ? '/usr/sbin/runuser' : '/sbin/runuser', ['-u', 'postgres', '--', bin, ...args], { timeout: 60_000 });
-    return;
-  }
+/** The command line that runs a PostgreSQL binary, as the `postgres` user when we are root. */
+function asServerUserCommand(bin: string, args: string[]): [string, string[]] {
+  if (userInfo().uid !== 0) return [bin, args];
+  const runuser = ['/usr/sbin/runuser', '/sbin/runuser'].find((p) => existsSync(p));
+  if (runuser) return [runuser, ['-u', 'postgres', '--', bin, ...args]];
   const quoted = [bin, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
-  await run('su', ['postgres', '-s', '/bin/sh', '-c', quoted], { timeout: 60_000 });
+  return ['su', ['postgres', '-s', '/bin/sh', '-c', quoted]];
+}
+
+async function asServerUser(bin: string, args: string[]): Promise<void> {
+  const [cmd, argv] = asServerUserCommand(bin, args);
+  await run(cmd, argv, { timeout: 60_000 });
 }
 
 async function serverUserIds(): Promise<{ uid: number; gid: number } | null> {
@@ -160,12 +160,24 @@ export async function startTestPostgres(opts: StartOptions = {}): Promise<TestPo
   }
   const url = `postgres://tierline@127.0.0.1:${port}/postgres`;
   let stopped = false;
+  // If the test process dies without running stop(), do not leave a server running and a directory behind.
+  const onExit = () => {
+    try {
+      const [cmd, argv] = asServerUserCommand(join(BIN, 'pg_ctl'), ['-D', data, '-m', 'immediate', 'stop']);
+      execFileSync(cmd, argv, { stdio: 'ignore' });
+    } catch {
+      // already stopped
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once('exit', onExit);
   return {
     url,
     createDatabase: (name) => createDb(url, name ?? `${prefix}_${++counter}`),
     async stop() {
       if (stopped) return;
       stopped = true;
+      process.off('exit', onExit);
       await asServerUser(join(BIN, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop']).catch(() => undefined);
       await rm(dir, { recursive: true, force: true });
     },
