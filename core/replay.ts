@@ -129,7 +129,6 @@ function simulate(config: RoutingConfig, tickets: readonly ReplayTicket[]): Sim 
   };
 
   const releaseUntil = (at: number) => {
-    let freed = false;
     while (nextRelease < releaseOrder.length && releaseOrder[nextRelease]!.at <= at) {
       const { i, at: when } = releaseOrder[nextRelease++]!;
       const p = projected[i];
@@ -141,9 +140,8 @@ function simulate(config: RoutingConfig, tickets: readonly ReplayTicket[]): Sim 
         p.waiting = false; // resolved in reality while it would still have waited: never assigned
       } else if (p.agentId) {
         applyCounterOps(counters, [{ op: 'load', agentId: p.agentId, delta: -1 }]);
-        freed = true;
+        placeWaiting(when);
       }
-      if (freed) placeWaiting(when);
     }
   };
 
@@ -153,6 +151,8 @@ function simulate(config: RoutingConfig, tickets: readonly ReplayTicket[]): Sim 
     placeWaiting(t.arrivedAt);
     apply(i, router.route({ segment: t.segment, now: t.arrivedAt, enqueuedAt: t.arrivedAt }, state), null);
   }
+  // Resolutions after the last arrival still free agents for tickets waiting by then.
+  releaseUntil(Number.POSITIVE_INFINITY);
   for (const [id, load] of Object.entries(counters.load)) if (load > 0) statOf(id).open = load;
   return { router, projected, stats };
 }

@@ -3,7 +3,7 @@
 // resolutions, SLA breaches, overflows, reassignments and missing CRM data at realistic rates. Deterministic.
 import { parseRoutingConfig, type RoutingConfig, type RoutingConfigInput } from '../../core/config.ts';
 import { explainDecision } from '../../core/explain.ts';
-import type { HistoryEntry, Store, TicketRecord } from '../../core/ports.ts';
+import type { CounterOp, HistoryEntry, Store, TicketRecord } from '../../core/ports.ts';
 import { applyCounterOps, createRouter, effectOps, emptyCounters, stateOf } from '../../core/route.ts';
 import { TIERS, type Segment, type SegmentIssue, type Tier } from '../../core/segment.ts';
 import { SAMPLE_CONFIG } from '../../server/sandbox/sample-config.ts';
@@ -167,6 +167,14 @@ export async function seedOutcomes(store: Store, o: SeedOptions): Promise<Seeded
     const tickets = s.tickets.slice(i, i + step);
     await store.commit({ tickets, history: tickets.flatMap((t) => byTicket.get(t.key) ?? []) });
   }
+  // The live counters the pipeline would have left: open tickets load their agent or wait in their queue.
+  const counters: CounterOp[] = [];
+  for (const t of s.tickets) {
+    if (t.status === 'resolved' || !t.queueId) continue;
+    if (t.agentId) counters.push({ op: 'load', agentId: t.agentId, delta: 1 });
+    else counters.push({ op: 'wait', queueId: t.queueId, ticketKey: t.key, since: t.enqueuedAt ?? t.receivedAt });
+  }
+  await store.commit({ counters });
   return s;
 }
 
