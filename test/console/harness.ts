@@ -95,7 +95,8 @@ export async function setupConsole(opts: { seed?: number; publicUrl?: string; fo
   const forum = opts.forum ? pipelineForum(h, config) : undefined;
   let paused = false;
   const generator = opts.generator ? { paused: () => paused, pause: () => void (paused = true), resume: () => void (paused = false) } : undefined;
-  const mappings = opts.mappings === false ? {} : { hubspot: fakeMappings() };
+  const hubspot = fakeMappings();
+  const mappings: Record<string, ConnectorMappings> & { hubspot?: typeof hubspot } = opts.mappings === false ? {} : { hubspot };
   const health = opts.health ?? [
     { id: 'hubspot', health: { ok: true, mode: 'sandbox' as const, detail: '1 portal installed', lastError: null, rateLimitRemaining: 97 } },
     { id: 'telegram', health: { ok: false, mode: 'real' as const, detail: 'FLOOD_WAIT on group support-1', lastError: 'FLOOD_WAIT_30', floodWaits: 2 } },
