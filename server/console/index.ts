@@ -41,6 +41,7 @@ const headers: MiddlewareHandler<ConsoleEnv> = async (c, next) => {
 export function createConsole(deps: ConsoleDeps, opts: { readModel?: ReadModelOptions } = {}): Hono {
   const auth = createAuth({ store: deps.store, clock: deps.clock, adminToken: deps.adminToken, publicUrl: deps.publicUrl });
   const ctx: ConsoleContext = { ...deps, model: createReadModel(deps.store, deps.clock, deps.logger, opts.readModel), sandbox: Boolean(deps.sandboxForum) };
+  ctx.model.warm();
   const inner = new Hono<ConsoleEnv>();
 
   // A page that throws shows an HTML error page with a way back, not the API's JSON.

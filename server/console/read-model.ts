@@ -19,6 +19,8 @@ export type Snapshot = {
 
 export type ReadModel = {
   snapshot(): Promise<Snapshot>;
+  /** Starts the first load in the background, so the first admin to open a report does not wait for it. */
+  warm(): void;
   /** The performance report over tickets routed at or after `since` (ms), cached per snapshot version. */
   report(since: number | null): Promise<{ report: PerformanceReport; snapshot: Snapshot; tickets: number }>;
 };
@@ -107,6 +109,9 @@ export function createReadModel(store: Store, clock: Clock, logger: Logger, opts
 
   return {
     snapshot,
+    warm() {
+      snapshot().catch((err: unknown) => logger.warn('console could not load its ticket snapshot yet; it retries on the next page view', { error: err instanceof Error ? err.message : String(err) }));
+    },
     async report(since) {
       const s = await snapshot();
       const key = `${s.version}:${since ?? 'all'}`;
