@@ -32,7 +32,7 @@ p.lead{color:var(--muted);margin-top:-.5rem}
 .card{border:1px solid var(--line);border-radius:6px;padding:.75rem 1rem;background:var(--panel)}
 .card h2,.card h3{margin-top:0}
 .figure{font-size:1.6rem;font-weight:700}
-.table-wrap{overflow-x:auto;max-width:100%;border:1px solid var(--line);border-radius:6px}
+.table-wrap{overflow-x:auto;max-width:100%;border:1px solid var(--line);border-radius:6px;position:relative}
 table{border-collapse:collapse;width:100%;font-size:.95rem}
 th,td{text-align:left;padding:.4rem .6rem;border-bottom:1px solid var(--line);vertical-align:top}
 thead th{background:var(--panel);position:sticky;top:0}
@@ -66,6 +66,13 @@ ul.problems code{font-weight:600}
 ul.lines{margin:.25rem 0;padding-left:1.1rem}
 details>summary{cursor:pointer;color:var(--link)}
 .pager{display:flex;gap:.5rem;align-items:center;flex-wrap:wrap;margin:.75rem 0}
+.changes{padding-left:1.4rem}
+.changes>li{margin:.35rem 0}
+.changes summary{color:var(--fg)}
+.changes summary .changes-ticket{color:var(--link);text-decoration:underline}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;margin:.5rem 0}
+dt{font-weight:600}
+dd{margin:0}
 .side{display:grid;grid-template-columns:1fr 1fr;gap:.75rem}
 .side>div{border:1px solid var(--line);border-radius:6px;padding:.5rem .75rem}
 .chat{list-style:none;padding:0;margin:0;display:flex;flex-direction:column;gap:.4rem}
@@ -83,7 +90,7 @@ svg.chart text{font-size:13px;fill:#1b1f24;font-family:inherit}
 .swatch{display:inline-block;width:.9rem;height:.9rem;vertical-align:-2px;margin-right:.3rem;border-radius:2px}
 .sw-median{background:#0a53be}.sw-p90{background:#9ec0f0}.sw-met{background:#13683a}.sw-breached{background:#a4161a}
 .login{max-width:26rem;margin:3rem auto}
-.sr-only{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
+.sr-only{position:absolute;width:1px;height:1px;margin:-1px;padding:0;border:0;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
 .live-status{font-size:.9rem;color:var(--muted)}
 @media (max-width:700px){main{padding:.6rem}.side{grid-template-columns:1fr}header.top form{margin-left:0}th,td{padding:.35rem .4rem}h1{font-size:1.3rem}}
 `;

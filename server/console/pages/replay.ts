@@ -10,7 +10,7 @@ import { csrfField, empty, html, int, notice, raw, shell, tableWrap, ticketHref,
 import { explanationList } from './history.ts';
 import { editor } from './config.ts';
 
-const SHOWN_CHANGES = 100;
+const SHOWN_CHANGES = 50;
 
 export function mountReplay(app: Routes, ctx: ConsoleContext, auth: Auth): void {
   const page = async (csrf: string, draft: DraftText | null, days: number, problems: ConfigProblem[], input: Record<string, unknown> | null, result: Html | string) => {
@@ -108,8 +108,9 @@ ${r.load.map((a) => {
 })}</tbody></table>`)}
 <h3>Tickets that would change agent${r.changedAgent > r.changes.length ? ` (first ${r.changes.length} of ${int(r.changedAgent)})` : ''}</h3>
 ${r.changes.length
-  ? html`<ol class="lines">${r.changes.map((ch) => html`<li><p><a href="${ticketHref(ch.key)}">${subjects.get(ch.key) ?? ch.key}</a> <span class="muted">· arrived ${time(ch.arrivedAt)}</span></p>
-<div class="side">${side(beforeLabel, ch.before)}${side('With the draft', ch.after)}</div></li>`)}</ol>`
+  ? html`<p class="muted">Open a ticket to see both explanations side by side.</p><ol class="changes">${r.changes.map((ch, i) => html`<li><details${i < 3 ? raw(' open') : ''}><summary><span class="changes-ticket">${subjects.get(ch.key) ?? ch.key}</span> · ${aname(ch.before.agentId)} → <strong>${aname(ch.after.agentId)}</strong>${ch.before.queueId !== ch.after.queueId ? ` (${qname(ch.before.queueId)} → ${qname(ch.after.queueId)})` : ''}</summary>
+<p><a href="${ticketHref(ch.key)}">Ticket history</a> <span class="muted">· arrived ${time(ch.arrivedAt)}</span></p>
+<div class="side">${side(beforeLabel, ch.before)}${side('With the draft', ch.after)}</div></details></li>`)}</ol>`
   : html`<p>No ticket would change agent.</p>`}
 <form method="post" action="/config" class="actions">
 ${csrfField(csrf)}
