@@ -126,6 +126,7 @@ export function createAuth(opts: { store: Store; clock: Clock; adminToken: strin
       if (cur && cur.count >= 10) return { ok: false, status: 429, message: 'Too many wrong tokens from this address; wait a few minutes and try again.', retryAfterS: Math.ceil((cur.resetAt - now) / 1000) };
       const given = typeof form.token === 'string' ? form.token.trim() : '';
       if (!given || !tokenEquals(given, opts.adminToken)) {
+        if (failures.size > 10_000) for (const [k, v] of failures) if (v.resetAt <= now) failures.delete(k);
         const e = failures.get(who) ?? { count: 0, resetAt: now + 10 * 60_000 };
         e.count++;
         failures.set(who, e);

@@ -3,7 +3,7 @@
 // timings, the full explanation (agents passed over and why) and its whole timeline.
 import { z } from 'zod';
 import { HISTORY_KINDS, type HistoryEntry, type HistoryQuery, type TicketRecord } from '../../../core/ports.ts';
-import { SEGMENT_FIELDS, TIERS } from '../../../core/segment.ts';
+import { SEGMENT_FIELDS, segmentLabel, TIERS } from '../../../core/segment.ts';
 import { describeTierSource } from '../../../core/tiering.ts';
 import type { Auth } from '../auth.ts';
 import { DAY_MS, namesOf, type ConsoleContext, type Routes } from '../context.ts';
@@ -215,7 +215,7 @@ function row(e: HistoryEntry, t: TicketRecord | null, names: ReturnType<typeof n
   const lines = e.explanation ?? (e.kind === 'routed' ? t?.explanation : undefined);
   return html`<tr>
 <td>${time(e.at, true)}</td>
-<td><a href="${ticketHref(e.ticketKey)}">${t?.subject || e.ticketKey}</a>${t?.companyName ? html`<br><span class="muted">${t.companyName}</span>` : ''}</td>
+<td><a href="${ticketHref(e.ticketKey)}">${t?.subject || e.ticketKey}</a>${t?.companyName || t?.segment ? html`<br><span class="muted">${[t.companyName, t.segment ? segmentLabel(t.segment) : null].filter(Boolean).join(' · ')}</span>` : ''}</td>
 <td>${tierBadge(e.tier)}</td>
 <td><strong>${KIND_LABEL[e.kind]}</strong><br>${e.text}${lines?.length ? html`<details><summary>Why?</summary>${explanationList(lines)}</details>` : ''}</td>
 <td>${names.queue(e.queueId)}</td>
