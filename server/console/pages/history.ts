@@ -126,7 +126,8 @@ ${pager(f.page, pages, link)}`
     const f = parseFilters(c.req.query());
     const query = toQuery(f);
     const names = namesOf((await ctx.store.getConfig())?.config);
-    const page = 2_000;
+    // Large pages: a memory-backed store sorts the whole selection per call.
+    const page = 5_000;
     const max = 500_000;
     let offset = 0;
     let done = false;
