@@ -34,10 +34,16 @@ const page = (status: 'ok' | 'error', title: string, body: string) =>
 export function createOAuth(deps: OAuthDeps) {
   const { env, clients, store, clock, logger } = deps;
 
+  /** States of installs that were started and abandoned must not pile up. */
+  async function pruneStates(): Promise<void> {
+    for (const { key, value } of await store.kvList<StateRecord>(NS.state)) if (clock.now() - value.createdAt > STATE_TTL_MS) await store.kvDelete(NS.state, key);
+  }
+
   /** Starts an install: a fresh state, remembered for ten minutes, and the Salesforce authorize URL. */
   async function begin(login: 'production' | 'sandbox' = 'production'): Promise<string> {
     if (!env.clientId) throw new AppError('misconfigured', 'SALESFORCE_CLIENT_ID and SALESFORCE_CLIENT_SECRET are not set: create a connected app in Salesforce (callback URL ' + clients.redirectUri + ') and set them.');
     const loginUrl = login === 'sandbox' ? SANDBOX_LOGIN : env.loginUrl.replace(/\/+$/, '');
+    await pruneStates();
     const state = randomBytes(24).toString('base64url');
     await store.kvPut(NS.state, state, { createdAt: clock.now(), loginUrl } satisfies StateRecord);
     const conn = clients.connection({ oauth2: clients.oauth2Config(loginUrl), loginUrl });
@@ -50,6 +56,7 @@ export function createOAuth(deps: OAuthDeps) {
     const rec = state ? await store.kvGet<StateRecord>(NS.state, state) : null;
     // Deleting first makes the state single-use even when two callbacks race.
     const consumed = rec ? await store.kvDelete(NS.state, state) : false;
+    await pruneStates();
     if (!rec || !consumed || clock.now() - rec.createdAt > STATE_TTL_MS) {
       throw new AppError('invalid_input', 'This install link has expired or was already used (CSRF state check). Start again at /oauth/salesforce/install.');
     }

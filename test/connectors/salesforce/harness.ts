@@ -9,6 +9,8 @@ import type { Clock, CreateTopicRequest, Intake, IntakeEvent, Logger, MessengerP
 import { createSecretBox } from '../../../connectors/shared/secrets.ts';
 import { createSalesforceConnector, type SalesforceConnectorOptions } from '../../../connectors/salesforce/index.ts';
 import { startSalesforceSandbox, type SalesforceSandboxOptions } from '../../../connectors/salesforce/sandbox/index.ts';
+import { to18 } from '../../../connectors/salesforce/ids.ts';
+import { buildOutboundMessage } from '../../../connectors/salesforce/outbound-message.ts';
 import { createMemoryStore } from '../../../server/storage/memory-store.ts';
 import { silentLogger } from '../../../server/logger.ts';
 import { SAMPLE_CONFIG } from '../../../server/sandbox/sample-config.ts';
@@ -117,6 +119,7 @@ export async function startHarness(o: {
     throw new Error('pipeline did not settle');
   }
 
+  let extraNotes = 0;
   return {
     sb,
     connector,
@@ -133,6 +136,11 @@ export async function startHarness(o: {
     async postWebhook(body: string) {
       const r = await fetch(`${publicUrl}/webhooks/salesforce`, { method: 'POST', headers: { 'content-type': 'text/xml; charset=utf-8', soapaction: '""' }, body });
       return { status: r.status, text: await r.text(), contentType: r.headers.get('content-type') };
+    },
+    /** A new Outbound Message (fresh Notification Id) for an existing Case. */
+    async postWebhookForCase(caseId: string) {
+      const id = to18(`04lTX${String(++extraNotes).padStart(10, '0')}`);
+      return this.postWebhook(buildOutboundMessage({ orgId: sb.orgId, actionId: to18('04kTL0000000001'), instanceUrl: sb.url, notifications: [{ id, type: 'Case', fields: { Id: caseId } }] }));
     },
     async close() {
       await connector.stop();
