@@ -28,7 +28,7 @@ export type ReadModel = {
 export type ReadModelOptions = {
   /** A snapshot younger than this is served as it is. */
   maxAgeMs?: number;
-  /** Entries are re-read from this long before the last look: a commit can carry an `at` a little in the past. */
+  /** Entries are re-read from this long before the last look: a commit can carry an `at` in the past. */
   overlapMs?: number;
   /** Beyond this many changed tickets, reloading everything is cheaper than reading each. */
   reloadAbove?: number;
@@ -44,10 +44,14 @@ export function slim(t: TicketRecord): TicketRecord {
 
 export function createReadModel(store: Store, clock: Clock, logger: Logger, opts: ReadModelOptions = {}): ReadModel {
   const maxAgeMs = opts.maxAgeMs ?? 2_000;
-  const overlapMs = opts.overlapMs ?? 120_000;
+  // Generous: entries are written with the writer's clock, which may run behind ours (another instance), and a
+  // commit's `at` is taken before it lands. Only unseen entries cost a read, so a wide window is cheap.
+  const overlapMs = opts.overlapMs ?? 10 * 60_000;
   const reloadAbove = opts.reloadAbove ?? 20_000;
   let snap: { version: number; at: number; tickets: Map<string, TicketRecord>; scannedFrom: number } | null = null;
   let inflight: Promise<Snapshot> | null = null;
+  /** History entries already applied, within the overlap window. */
+  const seen = new Map<string, number>();
   const reports = new Map<string, { report: PerformanceReport; tickets: number }>();
 
   async function loadAll(): Promise<void> {
@@ -63,12 +67,19 @@ export function createReadModel(store: Store, clock: Clock, logger: Logger, opts
     const started = clock.now();
     const keys = new Set<string>();
     const page = 1_000;
+    const from = s.scannedFrom - overlapMs;
     for (let offset = 0; ; offset += page) {
-      const r = await store.history({ from: s.scannedFrom - overlapMs, offset, limit: page });
-      for (const e of r.entries) keys.add(e.ticketKey);
+      const r = await store.history({ from, offset, limit: page });
+      for (const e of r.entries) {
+        // Entries inside the overlap come back on every look; only new ones name a ticket to read again.
+        if (seen.has(e.key)) continue;
+        seen.set(e.key, e.at);
+        keys.add(e.ticketKey);
+      }
       if (keys.size > reloadAbove) return loadAll();
       if (offset + page >= r.total) break;
     }
+    for (const [k, at] of seen) if (at < from) seen.delete(k);
     let changed = false;
     const list = [...keys];
     for (let i = 0; i < list.length; i += 32) {
