@@ -15,8 +15,8 @@ import { patchStreamingProxy } from './proxy.ts';
 
 export const CASE_CHANGE_CHANNEL = '/data/CaseChangeEvent';
 
-const ChangeMessage = z.object({
-  data: z.object({
+// faye hands subscribers the message's `data` ({schema, payload, event}); a full Bayeux message is accepted too.
+const ChangeData = z.object({
     payload: z
       .object({
         ChangeEventHeader: z.object({
@@ -31,17 +31,17 @@ const ChangeMessage = z.object({
       })
       .passthrough(),
     event: z.object({ replayId: z.number() }),
-  }),
 });
 
 export type ChangeDecision = { events: IntakeEvent[]; replayId: number; skipped: string | null };
 
 /** Pure: which intake events a change event produces under the org's mapping. */
 export function changeToEvents(orgId: string, raw: unknown, mapping: SalesforceMapping, now: number): ChangeDecision | null {
-  const p = ChangeMessage.safeParse(raw);
+  const data = raw && typeof raw === 'object' && 'data' in raw && !('payload' in raw) ? (raw as { data: unknown }).data : raw;
+  const p = ChangeData.safeParse(data);
   if (!p.success) return null;
-  const h = p.data.data.payload.ChangeEventHeader;
-  const replayId = p.data.data.event.replayId;
+  const h = p.data.payload.ChangeEventHeader;
+  const replayId = p.data.event.replayId;
   const ids = h.recordIds.filter(isSalesforceId).map(to18);
   // The same change replayed carries the same transaction key and sequence; fall back to the replay id.
   const keyBase = h.transactionKey ? `${h.transactionKey}:${h.sequenceNumber ?? 0}` : `r${replayId}`;
@@ -111,6 +111,9 @@ export function createCdcSubscription(deps: CdcDeps) {
     if (stopped) return;
     const gen = ++generation;
     status = 'connecting';
+    // A client that lost its session keeps its own timers until told to disconnect.
+    client?.disconnect();
+    client = null;
     try {
       const s = await deps.session();
       if (refresh) await s.refresh();
