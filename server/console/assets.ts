@@ -92,7 +92,15 @@ svg.chart text{font-size:13px;fill:#1b1f24;font-family:inherit}
 .login{max-width:26rem;margin:3rem auto}
 .sr-only{position:absolute;width:1px;height:1px;margin:-1px;padding:0;border:0;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
 .live-status{font-size:.9rem;color:var(--muted)}
-@media (max-width:700px){main{padding:.6rem}.side{grid-template-columns:1fr}header.top form{margin-left:0}th,td{padding:.35rem .4rem}h1{font-size:1.3rem}}
+@media (max-width:700px){
+table.stack thead{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
+table.stack,table.stack tbody,table.stack tr,table.stack td{display:block;width:100%}
+table.stack tr{border-bottom:2px solid var(--line);padding:.35rem 0}
+table.stack td{border:0;padding:.15rem .5rem;text-align:left}
+table.stack td::before{content:attr(data-label);display:inline-block;min-width:8.5rem;margin-right:.5rem;font-weight:600;color:var(--muted)}
+table.stack caption{display:block}
+table.stack td[data-label=Ticket]::before,table.stack td[data-label=Event]::before{display:block}
+main{padding:.6rem}.side{grid-template-columns:1fr}header.top form{margin-left:0}th,td{padding:.35rem .4rem}h1{font-size:1.3rem}}
 `;
 
 export const JS = `

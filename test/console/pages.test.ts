@@ -102,7 +102,7 @@ describe('routing history', () => {
     const all = await c.store.tickets();
     const entKeys = new Set(all.filter((x) => x.segment?.tier === 'enterprise').map((x) => x.key));
     const ent = await (await c.get('/history?tier=enterprise&kind=routed&per=200')).text();
-    const links = [...ent.matchAll(/<td><a href="\/tickets\/([^"]+)"/g)].map((m) => decodeURIComponent(m[1]!));
+    const links = [...ent.matchAll(/<td data-label="Ticket"><a href="\/tickets\/([^"]+)"/g)].map((m) => decodeURIComponent(m[1]!));
     expect(links.length).toBe(entKeys.size);
     expect(links.every((k) => entKeys.has(k))).toBe(true);
 
@@ -116,7 +116,7 @@ describe('routing history', () => {
 
     const p1 = await (await c.get('/history?per=25')).text();
     const p2 = await (await c.get('/history?per=25&page=2')).text();
-    const keys = (h: string) => [...h.matchAll(/<td><a href="\/tickets\/([^"]+)"/g)].map((m) => m[1]).join(',');
+    const keys = (h: string) => [...h.matchAll(/<td data-label="Ticket"><a href="\/tickets\/([^"]+)"/g)].map((m) => m[1]).join(',');
     expect(keys(p1)).not.toEqual(keys(p2));
     expect(p2).toMatch(/href="\/history\?per=25" rel="prev"|href="\/history\?per=25&amp;page=1"/);
     expect(p1).toContain('href="/history?per=25&amp;page=2" rel="next"');

@@ -111,7 +111,7 @@ export function mountHistory(app: Routes, ctx: ConsoleContext, auth: Auth): void
 </form>
 <div class="actions"><a class="button secondary" href="/history.csv${qs(filterParams(f))}" download>Export ${int(r.total)} rows as CSV</a></div>
 ${r.entries.length
-  ? html`${tableWrap('Routing history', html`<table>
+  ? html`${tableWrap('Routing history', html`<table class="stack">
 <caption>${int(r.total)} events${filtered ? ' matching the filters' : ''} · page ${int(f.page)} of ${int(pages)}</caption>
 <thead><tr><th scope="col">When</th><th scope="col">Ticket</th><th scope="col">Tier</th><th scope="col">Event</th><th scope="col">Queue</th><th scope="col">Agent</th><th scope="col">Rule</th><th scope="col" class="num">First response</th><th scope="col" class="num">Resolution</th><th scope="col">Links</th></tr></thead>
 <tbody>${r.entries.map((e) => row(e, tickets.get(e.ticketKey) ?? null, names))}</tbody></table>`)}
@@ -215,16 +215,16 @@ function row(e: HistoryEntry, t: TicketRecord | null, names: ReturnType<typeof n
   const tm = timings(t);
   const lines = e.explanation ?? (e.kind === 'routed' ? t?.explanation : undefined);
   return html`<tr>
-<td>${time(e.at, true)}</td>
-<td><a href="${ticketHref(e.ticketKey)}">${t?.subject || e.ticketKey}</a>${t?.companyName || t?.segment ? html`<br><span class="muted">${[t.companyName, t.segment ? segmentLabel(t.segment) : null].filter(Boolean).join(' · ')}</span>` : ''}</td>
-<td>${tierBadge(e.tier)}</td>
-<td><strong>${KIND_LABEL[e.kind]}</strong><br>${e.text}${lines?.length ? html`<details><summary>Why?</summary>${explanationList(lines)}</details>` : ''}</td>
-<td>${names.queue(e.queueId)}</td>
-<td>${e.agentId ? names.agent(e.agentId) : html`<span class="muted">waiting</span>`}</td>
-<td>${e.ruleId ?? html`<span class="muted">default</span>`}</td>
-<td class="num">${duration(tm.firstResponse)}</td>
-<td class="num">${duration(tm.resolution)}</td>
-<td>${t?.topic ? extLink(t.topic.link, 'Topic') : ''}${t?.topic && t.recordUrl ? html`<br>` : ''}${extLink(t?.recordUrl, 'CRM')}</td>
+<td data-label="When">${time(e.at, true)}</td>
+<td data-label="Ticket"><a href="${ticketHref(e.ticketKey)}">${t?.subject || e.ticketKey}</a>${t?.companyName || t?.segment ? html`<br><span class="muted">${[t.companyName, t.segment ? segmentLabel(t.segment) : null].filter(Boolean).join(' · ')}</span>` : ''}</td>
+<td data-label="Tier">${tierBadge(e.tier)}</td>
+<td data-label="Event"><strong>${KIND_LABEL[e.kind]}</strong><br>${e.text}${lines?.length ? html`<details><summary>Why?</summary>${explanationList(lines)}</details>` : ''}</td>
+<td data-label="Queue">${names.queue(e.queueId)}</td>
+<td data-label="Agent">${e.agentId ? names.agent(e.agentId) : html`<span class="muted">waiting</span>`}</td>
+<td data-label="Rule">${e.ruleId ?? html`<span class="muted">default</span>`}</td>
+<td data-label="First response" class="num">${duration(tm.firstResponse)}</td>
+<td data-label="Resolution" class="num">${duration(tm.resolution)}</td>
+<td data-label="Links">${t?.topic ? extLink(t.topic.link, 'Topic') : ''}${t?.topic && t.recordUrl ? html`<br>` : ''}${extLink(t?.recordUrl, 'CRM')}</td>
 </tr>`;
 }
 
