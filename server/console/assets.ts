@@ -45,6 +45,7 @@ caption{text-align:left;font-weight:600;padding:.4rem .6rem}
 .tier-enterprise{color:#5b1a8a}.tier-premium{color:#0a53be}.tier-standard{color:#13683a}.tier-free{color:#4a5360}.tier-unknown{color:var(--bad)}
 form.inline{display:inline}
 label{font-weight:600;display:block;margin-bottom:.2rem}
+.field>p.muted{margin:.1rem 0 .35rem;font-size:.92rem}
 .field{margin-bottom:.75rem}
 .filters{display:flex;flex-wrap:wrap;gap:.75rem;align-items:flex-end;margin-bottom:1rem}
 .filters .field{margin:0}

@@ -5,7 +5,7 @@ import { ConfigError, type ConfigProblem } from '../../../core/config.ts';
 import { AppError } from '../../../core/errors.ts';
 import type { Auth } from '../auth.ts';
 import type { ConsoleContext, Routes } from '../context.ts';
-import { describePath, draftFromForm, parseDraft, sectionOf, SECTIONS, textOf, type DraftText, type Section } from '../draft.ts';
+import { describePath, draftFromForm, parseDraft, sectionOf, textOf, type DraftText, type Section } from '../draft.ts';
 import { csrfField, empty, html, notice, raw, shell, tableWrap, time, type Html } from '../ui.ts';
 
 const HELP: Record<Section, string> = {
@@ -16,6 +16,9 @@ const HELP: Record<Section, string> = {
   agents: 'Each agent: id, name, Telegram user id, status (available, away, offline), capacity (open tickets), skills, languages.',
   groups: 'Telegram forum groups that carry the topics.',
 };
+
+/** Most edited first. */
+const ORDER: readonly Section[] = ['rules', 'defaultQueue', 'queues', 'agents', 'groups', 'tiering'];
 
 /** The section editor shared by the configuration and what-if pages. */
 export function editor(draft: DraftText, problems: ConfigProblem[], input: Record<string, unknown> | null): Html {
@@ -30,9 +33,9 @@ export function editor(draft: DraftText, problems: ConfigProblem[], input: Recor
 ${problems.length
   ? html`<div class="notice bad" role="alert" id="problems" tabindex="-1"><strong>${problems.length === 1 ? 'One problem' : `${problems.length} problems`} to fix; nothing was saved and the configuration in force is unchanged.</strong>
 ${general.length ? list(general) : ''}
-<ul class="problems">${SECTIONS.filter((s) => bySection.has(s)).map((s) => html`<li><a href="#field-${s}">${s}</a>: ${bySection.get(s)!.length} problem${bySection.get(s)!.length > 1 ? 's' : ''}</li>`)}</ul></div>`
+<ul class="problems">${ORDER.filter((s) => bySection.has(s)).map((s) => html`<li><a href="#field-${s}">${s}</a>: ${bySection.get(s)!.length} problem${bySection.get(s)!.length > 1 ? 's' : ''}</li>`)}</ul></div>`
   : ''}
-${SECTIONS.map((s) => {
+${ORDER.map((s) => {
   const ps = bySection.get(s) ?? [];
   const describedBy = `help-${s}${ps.length ? ` err-${s}` : ''}`;
   return html`<div class="field">
@@ -61,6 +64,7 @@ export function mountConfig(app: Routes, ctx: ConsoleContext, auth: Auth): void 
 <h1>Configuration</h1>
 <p class="lead">${current ? html`Version ${current.version} is in force (saved ${time(current.savedAt)} by ${current.author}${current.note ? html`: “${current.note}”` : ''}).` : 'No configuration saved yet: tickets wait until one is.'}
 Field mappings per CRM account are on <a href="/config/mappings">their own page</a>.</p>
+<nav aria-label="On this page" class="actions"><span class="muted">Jump to:</span> ${ORDER.map((s) => html`<a href="#field-${s}">${s}</a>`)} <a href="#versions-h">versions</a></nav>
 ${message}
 <form method="post" action="/config" novalidate>
 ${csrfField(csrf)}
