@@ -46,7 +46,9 @@ export function createMetadataApi(org: OrgState, opts: { usernames: () => string
     const types = pkg.Package?.types ?? [];
     const outboundInPackage = new Set<string>();
     const fieldKeys: string[] = [];
-    for (const t of types) {
+    // Salesforce resolves references within one deploy whatever the order: flows are checked after everything else.
+    const ordered = [...types.filter((t) => t.name !== 'Flow'), ...types.filter((t) => t.name === 'Flow')];
+    for (const t of ordered) {
       for (const member of t.members) {
         d.total += 1;
         const fail = (problem: string) => d.failures.push({ componentType: t.name, fullName: member, problem });

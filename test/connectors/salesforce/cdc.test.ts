@@ -19,11 +19,11 @@ afterEach(async () => {
 });
 
 /** Polls until the condition holds; streaming delivery is asynchronous by nature. */
-async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 8_000): Promise<T> {
+async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 8_000): Promise<NonNullable<T>> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
-    if (v) return v;
+    if (v) return v as NonNullable<T>;
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((ok) => setTimeout(ok, 10));
   }

@@ -145,7 +145,7 @@ export async function startHarness(o: {
     async close() {
       await connector.stop();
       await sb.close();
-      server.closeAllConnections?.();
+      (server as import('node:http').Server).closeAllConnections();
       await new Promise<void>((ok) => server.close(() => ok()));
       await store.close();
     },

@@ -7,7 +7,7 @@ import { ACK_XML, buildOutboundMessage, parseOutboundMessage } from '../../../co
 import { startHarness, type Harness } from './harness.ts';
 
 const FOREIGN_ORG = to18('00D5g000004Sbx1');
-const note = (i: number, caseId = to18(`500TL${String(i).padStart(10, '0')}`)) => ({ id: to18(`04lTL${String(9000 + i).padStart(10, '0')}`), type: 'Case', fields: { Id: caseId, CaseNumber: String(1000 + i).padStart(8, '0') } });
+const note = (i: number, caseId = to18(`500TL${String(i).padStart(10, '0')}`)) => ({ id: to18(`04lTL${String(9000 + i).padStart(10, '0')}`), type: 'Case', fields: { Id: caseId, CaseNumber: String(1000 + i).padStart(8, '0') } as Record<string, string | null> & { Id: string } });
 
 describe('Salesforce outbound message parser', () => {
   it('reads a notification as Salesforce sends it, entities decoded', () => {
