@@ -254,7 +254,11 @@ export async function createSalesforceConnector(opts: SalesforceConnectorOptions
       started = true;
       if (mode === 'sandbox') {
         for (const org of allowed) {
-          if (await clients.loadInstall(org)) continue;
+          // A sandbox lives as long as the process: an install from an earlier run points at a server that is gone,
+          // and its change-event replay ids belong to that server's event log.
+          const inst = await clients.loadInstall(org);
+          if (inst && inst.instanceUrl === env.loginUrl) continue;
+          if (inst) await store.kvDelete(NS.replay, org);
           await installThroughOAuth(routes, org);
         }
       } else if (env.username && env.privateKeyFile) {

@@ -139,8 +139,11 @@ export async function startHarness(o: {
     },
     /** A new Outbound Message (fresh Notification Id) for an existing Case. */
     async postWebhookForCase(caseId: string) {
+      return this.postWebhookForOrg(sb.orgId, caseId);
+    },
+    async postWebhookForOrg(orgId: string, caseId: string) {
       const id = to18(`04lTX${String(++extraNotes).padStart(10, '0')}`);
-      return this.postWebhook(buildOutboundMessage({ orgId: sb.orgId, actionId: to18('04kTL0000000001'), instanceUrl: sb.url, notifications: [{ id, type: 'Case', fields: { Id: caseId } }] }));
+      return this.postWebhook(buildOutboundMessage({ orgId, actionId: to18('04kTL0000000001'), instanceUrl: sb.url, notifications: [{ id, type: 'Case', fields: { Id: caseId } }] }));
     },
     async close() {
       await connector.stop();

@@ -4,6 +4,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { AppError } from '../../../core/errors.ts';
 import { ticketKey } from '../../../core/segment.ts';
+import { createSalesforceConnector } from '../../../connectors/salesforce/index.ts';
+import { to18 } from '../../../connectors/salesforce/ids.ts';
+import { startSalesforceSandbox } from '../../../connectors/salesforce/sandbox/index.ts';
+import { createSecretBox } from '../../../connectors/shared/secrets.ts';
+import { silentLogger } from '../../../server/logger.ts';
 import { recordingLogger, SECRETS_KEY, startHarness, type Harness } from './harness.ts';
 
 let h: Harness | null = null;
@@ -133,5 +138,58 @@ describe('Salesforce: outbound message -> routed -> written back', () => {
     const logs = logger.lines.join('\n');
     expect(logs).toContain('salesforce session refreshed');
     for (const s of [/![A-Za-z0-9_-]{30,}/, /5Aep[A-Za-z0-9_-]{20,}/, new RegExp(SECRETS_KEY)]) expect(logs).not.toMatch(s);
+  });
+});
+
+describe('Salesforce: several orgs, one service', () => {
+  it('keeps each org\'s outbound messages, reads, writes and API usage apart', async () => {
+    const orgB = to18('00DTL00000000B2');
+    const b = await startSalesforceSandbox({ orgId: orgB, seed: true });
+    try {
+      h = await startHarness({ pipeline: true, orgIds: (a) => [a, orgB] });
+      // Org B was connected earlier (an OAuth install kept in the store, tokens sealed).
+      const box = createSecretBox(SECRETS_KEY);
+      await h.store.kvPut('salesforce:installs', orgB, { orgId: orgB, instanceUrl: b.url, userId: b.userId, username: b.username, flow: 'web_server', loginUrl: b.url, accessToken: box.seal(b.accessToken), refreshToken: box.seal(b.refreshToken), installedAt: 0, refreshedAt: null });
+
+      const inA = await h.sb.createCase({ subject: 'Case in org A' });
+      const inB = await b.createCase({ subject: 'Case in org B', notify: false });
+      expect((await h.postWebhookForOrg(orgB, inB.id)).status).toBe(200);
+      b.setLimit(85_000, 100_000);
+      await h.drain();
+
+      expect(h.sb.routingEvents(inA.id)).toHaveLength(1);
+      expect(b.routingEvents(inB.id)).toHaveLength(1);
+      expect(b.case(inB.id)!.Tierline_Status__c).toBeTruthy();
+      const tickets = await h.store.tickets();
+      expect(tickets.map((t) => [t.ref.account, t.subject]).sort()).toEqual([[h.sb.orgId, 'Case in org A'], [orgB, 'Case in org B']].sort());
+      expect(tickets.find((t) => t.ref.account === orgB)!.recordUrl).toBe(`${b.url}/lightning/r/Case/${inB.id}/view`);
+
+      const health = await h.connector.health();
+      const usage = Object.fromEntries((health.orgs as { orgId: string; apiUsage: { percent: number } | null }[]).map((o) => [o.orgId, o.apiUsage?.percent ?? null]));
+      expect(usage[orgB]).toBeGreaterThanOrEqual(85);
+      expect(usage[h.sb.orgId]).toBeLessThan(1);
+      expect(health.alert).toContain(`Salesforce org ${orgB} has used`);
+      expect(await h.connector.mappings.accounts()).toEqual([h.sb.orgId, orgB].sort());
+    } finally {
+      await b.close();
+    }
+  });
+});
+
+describe('Salesforce: sandbox mode across restarts', () => {
+  it('reconnects to a new sandbox instead of using the install of the previous run', async () => {
+    h = await startHarness({ pipeline: true });
+    await h.store.kvPut('salesforce:replay', h.sb.orgId, { replayId: 57, at: 0 });
+    const next = await startSalesforceSandbox({ seed: true, outboundUrl: `${h.publicUrl}/webhooks/salesforce` });
+    try {
+      const again = await createSalesforceConnector({ env: { loginUrl: next.url, orgIds: [next.orgId], publicUrl: h.publicUrl }, mode: 'sandbox', store: h.store, secrets: createSecretBox(SECRETS_KEY), logger: silentLogger, clock: h.clock, intake: { accept: async () => ({ accepted: 0, duplicates: 0 }) } });
+      await again.start();
+      const c = await next.createCase({ subject: 'Second run', notify: false });
+      await expect(again.crm.fetchContext({ crm: 'salesforce', account: next.orgId, ticketId: c.id })).resolves.toMatchObject({ subject: 'Second run' });
+      expect(await h.store.kvGet('salesforce:replay', next.orgId)).toBeNull();
+      await again.stop();
+    } finally {
+      await next.close();
+    }
   });
 });
