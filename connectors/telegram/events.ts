@@ -6,6 +6,7 @@ import { UpdateConnectionState } from 'telegram/network/index.js';
 import { Api, bigId, toAppError } from './client.ts';
 import { call, userName, type Ctx } from './context.ts';
 import type { ChannelPeer } from './peers.ts';
+import { settle } from './clock.ts';
 
 const GENERAL_TOPIC = 1;
 
@@ -72,8 +73,16 @@ export function createEvents(getCtx: () => Ctx) {
     await ctx.peers.putUsers(users);
   }
 
+  const handling = new Set<Promise<void>>();
+
   /** The Raw update handler registered on the GramJS client. */
-  async function onUpdate(update: unknown): Promise<void> {
+  function onUpdate(update: unknown): Promise<void> {
+    const p = handleUpdate(update).finally(() => handling.delete(p));
+    handling.add(p);
+    return p;
+  }
+
+  async function handleUpdate(update: unknown): Promise<void> {
     const ctx = getCtx();
     if (update instanceof UpdateConnectionState) {
       if (update.state === UpdateConnectionState.connected) {
@@ -173,10 +182,16 @@ export function createEvents(getCtx: () => Ctx) {
   return {
     onUpdate,
     reconcile,
-    /** Resolves when every event received so far has been handed to the pipeline. */
+    /** Resolves when every update delivered so far has been handled and its events handed to the pipeline. */
     idle: async () => {
-      await reconciling;
-      await chain;
+      for (let i = 0; i < 50; i++) {
+        await settle(2); // GramJS dispatches updates through a few promise hops before our handler runs
+        const before = { handling: handling.size, chain, reconciling };
+        await Promise.all([...handling]);
+        await reconciling;
+        await chain;
+        if (!before.handling && before.chain === chain && !reconciling) return;
+      }
     },
     status: () => ({ connected: !down, lastReconcile }),
   };

@@ -1,0 +1,102 @@
+// A crash between Telegram doing something and us recording it must not make Telegram do it twice.
+import { afterEach, describe, expect, it } from 'vitest';
+import { channelOf, setup, type Harness } from './harness.ts';
+
+let h: Harness;
+afterEach(async () => {
+  expect(h.sandbox.stats().serialisationErrors).toEqual([]);
+  await h.stop();
+});
+
+const req = { ticketKey: 'hubspot:1:42', groupId: 'vip', title: '[ENT] Acme Corp · Login fails', tier: 'enterprise' as const, randomId: '8123456789012345678' };
+
+describe('crash between create and store', () => {
+  it.each(['user', 'bot'] as const)('finds the topic an interrupted attempt created instead of opening a second one (%s)', async (as) => {
+    h = await setup({ as });
+    // A same-titled topic of another ticket must not be mistaken for ours.
+    await h.connector.messenger.createTopic({ ...req, ticketKey: 'other', randomId: '111' });
+    // Telegram creates the topic, but the process dies before the answer arrives.
+    h.sandbox.dropNextResponse('channels.CreateForumTopic');
+    void h.connector.messenger.createTopic(req).catch(() => {});
+    await h.clock.advance(0);
+    expect(h.sandbox.topics(channelOf('vip'))).toHaveLength(2);
+    await h.connector.stop();
+
+    // The restarted service retries the step with the random_id it stored before the call.
+    const after = await h.restart();
+    const ref = await after.messenger.createTopic(req);
+    const topics = h.sandbox.topics(channelOf('vip'));
+    expect(topics).toHaveLength(2);
+    expect(ref.topicId).toBe(Math.max(...topics.map((t) => t.topicId)));
+    expect(h.sandbox.stats().requests['channels.CreateForumTopic']).toBe(2);
+  });
+
+  it('answers from its own record when it got the answer but the pipeline did not store it', async () => {
+    h = await setup();
+    const first = await h.connector.messenger.createTopic(req);
+    const after = await h.restart();
+    const again = await after.messenger.createTopic(req);
+    expect(again).toEqual(first);
+    expect(h.sandbox.topics(channelOf('vip'))).toHaveLength(1);
+    expect(h.sandbox.stats().requests['channels.CreateForumTopic']).toBe(1);
+  });
+
+  it('opens one topic when the same step runs twice at once (an expired lease)', async () => {
+    h = await setup();
+    const [a, b] = await Promise.all([h.connector.messenger.createTopic(req), h.connector.messenger.createTopic(req)]);
+    expect(a).toEqual(b);
+    expect(h.sandbox.topics(channelOf('vip'))).toHaveLength(1);
+  });
+
+  it('creates the topic normally when the interrupted attempt never reached Telegram', async () => {
+    h = await setup();
+    h.sandbox.cutConnections();
+    void h.connector.messenger.createTopic(req).catch(() => {});
+    await h.clock.advance(0);
+    await h.connector.stop();
+    h.sandbox.restoreConnections();
+    const after = await h.restart();
+    await after.messenger.createTopic(req);
+    expect(h.sandbox.topics(channelOf('vip'))).toHaveLength(1);
+  });
+
+  it('sends and pins the card once when the answer to the send was lost', async () => {
+    h = await setup();
+    const ref = await h.connector.messenger.createTopic(req);
+    h.sandbox.dropNextResponse('messages.SendMessage');
+    const post = { topic: ref, text: 'Ticket card', randomId: '424242', pin: true };
+    void h.connector.messenger.post(post).catch(() => {});
+    await h.clock.advance(0);
+    await h.connector.stop();
+    const after = await h.restart();
+    const { messageId } = await after.messenger.post(post);
+    const msgs = h.sandbox.messages(channelOf('vip'), ref.topicId);
+    expect(msgs).toEqual([expect.objectContaining({ id: messageId, text: 'Ticket card', pinned: true })]);
+  });
+});
+
+describe('access hashes', () => {
+  it('keeps channel access hashes in the store, so a restart reaches the groups without the dialog list', async () => {
+    h = await setup();
+    expect(h.sandbox.stats().requests['messages.GetDialogs']).toBe(1);
+    const stored = await h.store.kvList<{ channelId: string; accessHash: string }>('telegram:peers');
+    expect(stored.map((s) => s.key).sort()).toEqual(['support-1', 'support-2', 'vip']);
+    const after = await h.restart();
+    await after.messenger.createTopic(req);
+    expect(h.sandbox.stats().requests['messages.GetDialogs']).toBe(1);
+  });
+
+  it('keeps agents access hashes, so a restart mentions them without looking them up again', async () => {
+    h = await setup();
+    const ref = await h.connector.messenger.createTopic(req);
+    await h.connector.messenger.post({ topic: ref, text: 'Assigned to Alice Meyer', mention: { name: 'Alice Meyer', telegramUserId: '7000000001' }, randomId: '1' });
+    const lookups = h.sandbox.stats().requests['channels.GetParticipants'] ?? 0;
+    expect(await h.store.kvGet('telegram:users', '7000000001')).toMatchObject({ userId: '7000000001', accessHash: expect.any(String) });
+    const after = await h.restart();
+    await after.messenger.post({ topic: ref, text: 'Reminder for Alice Meyer', mention: { name: 'Alice Meyer', telegramUserId: '7000000001' }, randomId: '2' });
+    // Membership is re-checked once, but the hash comes from the store (no contact list, no username lookup).
+    expect(h.sandbox.stats().requests['contacts.GetContacts'] ?? 0).toBe(0);
+    expect(h.sandbox.stats().requests['channels.GetParticipants']).toBeLessThanOrEqual(lookups + 1);
+    expect(h.sandbox.allMessages(channelOf('vip')).filter((m) => m.kind === 'text').map((m) => m.mentions)).toEqual([['7000000001'], ['7000000001']]);
+  });
+});
