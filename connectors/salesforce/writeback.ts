@@ -3,7 +3,7 @@
 // record is idempotent on its own (update by Id, upsert on Event_Key__c), so retrying a whole call is safe.
 import { AppError } from '../../core/errors.ts';
 import type { OrgSession } from './client.ts';
-import { classify, toAppError } from './errors.ts';
+import { classify, DEPLOY_HINT, toAppError } from './errors.ts';
 
 export const COLLECTION_LIMIT = 200;
 
@@ -72,7 +72,9 @@ export function createWriter(session: () => Promise<OrgSession>, orgId: string, 
         else i.reject(recordError(r, orgId, `record routing event ${String(i.event.Event_Key__c)}`));
       });
     } catch (err) {
-      for (const i of pending) i.reject(err);
+      // The collections upsert URL names the object and the external id: a 404 there means they are missing.
+      const e = err instanceof AppError && err.code === 'not_found' ? new AppError('misconfigured', `Salesforce org ${orgId} has no Routing_Event__c object with the external id field Event_Key__c (or the Tierline user cannot see them), needed to record the routing history: ${DEPLOY_HINT}.`, { cause: err }) : err;
+      for (const i of pending) i.reject(e);
     }
   }
 

@@ -648,8 +648,8 @@ ${events.map((e) => `<tr><td>${escapeXml(String(e.Name))}</td><td>${escapeXml(St
       const existing = clients.get(clientId);
       clients.set(clientId, { secret: existing?.secret ?? token(16), jwtKey: createPublicKey(publicKeyPem) });
     },
-    /** Marks the Tierline metadata deployed without going through the Metadata API. */
-    deployMetadata: () => org.deploy(),
+    /** Marks the Tierline metadata deployed without going through the Metadata API (only these "Object.Field"s if given). */
+    deployMetadata: (only?: string[]) => org.deploy(only),
     metadataDeployed: () => org.hasObject('Routing_Event__c'),
     deploys: metadata.deploys,
 

@@ -152,6 +152,20 @@ describe('Deploying force-app through jsforce', () => {
     expect((await h.connector.health()).ok).toBe(true);
   });
 
+  it('names the Routing_Event__c object when only the Case fields were deployed', async () => {
+    h = await startHarness({ sandbox: { deployed: false } });
+    h.sb.deployMetadata(CUSTOM_FIELDS.filter((f) => f.object !== 'Routing_Event__c').map((f) => `${f.object}.${f.name}`));
+    const c = await h.sb.createCase({ subject: 'Half deployed', notify: false });
+    const key = `salesforce:${h.sb.orgId}:${c.id}`;
+    const err = await h.connector.crm
+      .writeBack({ crm: 'salesforce', account: h.sb.orgId, ticketId: c.id }, { entry: { key: `${key}#1`, ticketKey: key, seq: 1, kind: 'routed', at: h.clock.now(), queueId: 'general', agentId: null, ruleId: null, tier: null, text: 'Routed' }, fields: { status: 'waiting', queue: 'General', agent: null, segment: 'unknown', tier: null, rule: null, routedAt: new Date(h.clock.now()).toISOString(), topicLink: null, firstResponseMinutes: null, resolvedAt: null, slaMet: null, reason: 'waiting' }, companyId: null })
+      .catch((e: unknown) => e);
+    expect((err as AppError).code).toBe('misconfigured');
+    expect((err as AppError).message).toContain('has no Routing_Event__c object with the external id field Event_Key__c');
+    expect((err as AppError).message).toContain('deploy the force-app metadata');
+    expect(h.sb.case(c.id)!.Tierline_Status__c).toBe('waiting'); // the Case part went through
+  });
+
   it('reports component failures and changes nothing when the deploy fails', async () => {
     h = await startHarness({ sandbox: { deployed: false } });
     const s = await (async () => {
