@@ -169,6 +169,7 @@ export function createClients(deps: ClientDeps) {
     const tok = await jwtToken();
     const who = identityOf(tok.id);
     await saveInstall({ orgId: who.orgId, instanceUrl: tok.instance_url, userId: who.userId, username: deps.env.username ?? null, flow: 'jwt', loginUrl: deps.env.loginUrl, accessToken: tok.access_token, refreshToken: null });
+    lastError.delete('jwt');
     return who.orgId;
   }
 

@@ -17,12 +17,6 @@ function recordError(r: SaveResult | undefined, orgId: string, action: string): 
   return toAppError(classify(code, `${e?.message ?? 'no result for this record'}${fields}`), { orgId, action });
 }
 
-function chunks<T>(list: T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < list.length; i += size) out.push(list.slice(i, i + size));
-  return out;
-}
-
 export function createWriter(session: () => Promise<OrgSession>, orgId: string, opts: { onBatch?: (n: number) => void } = {}) {
   const queue: Item[] = [];
   let running: Promise<void> | null = null;

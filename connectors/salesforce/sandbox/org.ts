@@ -184,7 +184,7 @@ export function createOrg(opts: { orgId: string; now: () => number; deployed: bo
   const iso = () => new Date(opts.now()).toISOString().replace('Z', '+0000');
 
   /** Checks one value against its field; returns the per-record error or the normalised value. */
-  function checkValue(object: string, f: FieldDesc, v: unknown): { ok: true; value: unknown } | { ok: false; error: RecordError } {
+  function checkValue(f: FieldDesc, v: unknown): { ok: true; value: unknown } | { ok: false; error: RecordError } {
     const bad = (statusCode: string, message: string): { ok: false; error: RecordError } => ({ ok: false, error: { statusCode, message, fields: [f.name] } });
     if (v === null || v === undefined || v === '') return { ok: true, value: null };
     switch (f.kind) {
@@ -237,7 +237,7 @@ export function createOrg(opts: { orgId: string; now: () => number; deployed: bo
       const f = d.fields.get(k);
       if (!f) throw new SfError(400, 'INVALID_FIELD', `No such column '${k}' on sobject of type ${object}`);
       if (!f.writable) return { ok: false, error: { statusCode: 'INVALID_FIELD_FOR_INSERT_UPDATE', message: `Unable to create/update fields: ${k}. Please check the security settings of this field and verify that it is read/write for your profile or permission set.`, fields: [k] } };
-      const c = checkValue(object, f, v);
+      const c = checkValue(f, v);
       if (!c.ok) return c;
       values[k] = c.value;
     }
