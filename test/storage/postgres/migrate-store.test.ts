@@ -1,12 +1,24 @@
 // Moving a single-instance store into PostgreSQL: everything arrives (tickets, history in order, pending and dead
 // steps, completed-step memory, timers, counters, connector records, config versions, seen webhook keys), and a
 // second run is refused instead of doubling anything.
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '../../../core/errors.ts';
 import type { RoutingConfig } from '../../../core/config.ts';
 import { applyBatch, emptyState, type MemoryState } from '../../../server/storage/memory-store.ts';
-import { importState } from '../../../server/storage/postgres/migrate-store.ts';
+import { importState, stateFromJson } from '../../../server/storage/postgres/migrate-store.ts';
 import { historyEntry, job, postgresSkipReason, ticket, timer, usePostgres } from './helpers.ts';
+
+const run = promisify(execFile);
+const CLI = fileURLToPath(new URL('../../../server/storage/postgres/migrate-store.ts', import.meta.url));
+
+/** Maps as [key, value] pairs: how a JSON file keeps the memory store's state. */
+const asJson = (s: MemoryState) => JSON.stringify(s, (_k, v: unknown) => (v instanceof Map ? [...v.entries()] : v));
 
 function sampleState(): MemoryState {
   const s = emptyState();
@@ -82,5 +94,43 @@ describe.skipIf(postgresSkipReason !== null)('migrate-store: lowdb data into Pos
     const store = await db.open({ url });
     expect(await store.tickets()).toHaveLength(3);
     expect((await store.history({})).total).toBe(3);
+  });
+
+  it('`npm run migrate-store -- --from <DATA_DIR>` finds the store file, imports it and says what moved', async () => {
+    const url = await db.database();
+    const dir = await mkdtemp(join(tmpdir(), 'tierline-data-'));
+    try {
+      await writeFile(join(dir, 'admin-token'), 'not json');
+      await writeFile(join(dir, 'tierline.json'), asJson(sampleState()));
+      const out = await run(process.execPath, [CLI, '--from', dir], { env: { ...process.env, DATABASE_URL: url } });
+      expect(out.stdout).toMatch(/^Imported .*tierline\.json into PostgreSQL at 127\.0\.0\.1:\d+\/\S+: 3 tickets, 3 history entries, 2 pending or dead steps, 2 completed step ids, 2 timers, 3 connector records, 2 config versions, 1 recent webhook keys, 6 counter entries\./);
+      const store = await db.open({ url });
+      expect((await store.getTicket('hubspot:42:1'))?.topic?.topicId).toBe(7);
+      expect(await store.kvGet('hubspot:tokens', '42')).toEqual({ enc: 'v1:abc', expiresAt: 10 });
+      // Run twice by mistake: refused, nothing doubled.
+      const again = await run(process.execPath, [CLI, '--from', dir], { env: { ...process.env, DATABASE_URL: url } }).catch((e: { code: number; stderr: string }) => e);
+      expect(again).toMatchObject({ code: 1, stderr: expect.stringContaining('already holds Tierline data') });
+      const empty = await mkdtemp(join(tmpdir(), 'tierline-empty-'));
+      const none = await run(process.execPath, [CLI, '--from', empty], { env: { ...process.env, DATABASE_URL: url } }).catch((e: { code: number; stderr: string }) => e);
+      expect(none).toMatchObject({ code: 1, stderr: expect.stringContaining('No Tierline store file') });
+      await rm(empty, { recursive: true });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reads maps saved as pairs, as objects, or as records carrying their key alike', () => {
+    const s = sampleState();
+    const pairs = stateFromJson(JSON.parse(asJson(s)));
+    const objects = stateFromJson(JSON.parse(JSON.stringify(s, (_k, v: unknown) => (v instanceof Map ? Object.fromEntries(v) : v))));
+    const records = stateFromJson({
+      ...JSON.parse(asJson(s)),
+      tickets: [...s.tickets.values()],
+      jobs: [...s.jobs.values()],
+      timers: [...s.timers.values()],
+      kv: [...s.kv.entries()].flatMap(([ns, m]) => [...m.entries()].map(([key, value]) => ({ ns, key, value }))),
+    });
+    for (const r of [pairs, objects, records]) expect(r).toEqual(s);
+    expect(() => stateFromJson({ configs: 'nope' })).toThrow(/does not look like a Tierline store/);
   });
 });
