@@ -74,10 +74,11 @@ export function createEvents(getCtx: () => Ctx) {
   }
 
   const handling = new Set<Promise<void>>();
+  let updates: Promise<void> = Promise.resolve();
 
-  /** The Raw update handler registered on the GramJS client. */
+  /** The Raw update handler registered on the GramJS client; updates are handled one by one, in arrival order. */
   function onUpdate(update: unknown): Promise<void> {
-    const p = handleUpdate(update).finally(() => handling.delete(p));
+    const p = (updates = updates.then(() => handleUpdate(update))).finally(() => handling.delete(p));
     handling.add(p);
     return p;
   }

@@ -2,7 +2,7 @@
 // core's MessengerPort. The server builds it with createTelegramConnector, hands `messenger` to the pipeline, starts
 // it, and reads health() for /readyz and the console.
 import type { Group } from '../../core/config.ts';
-import { AppError, errorMessage, isRetryable } from '../../core/errors.ts';
+import { AppError, errorMessage } from '../../core/errors.ts';
 import type { Clock, Logger, MessengerEvent, MessengerPort, Store, TopicRef } from '../../core/ports.ts';
 import type { ConnectorHealth } from '../../server/contracts.ts';
 import type { SecretBox } from '../shared/secrets.ts';
@@ -75,7 +75,7 @@ export function createTelegramConnector(opts: TelegramConnectorOptions): Telegra
   };
   const getCtx = (): Ctx => {
     if (ctx) return ctx;
-    throw new AppError(startError && !isRetryable(startError) ? startError.code : 'upstream', startError ? `Telegram is not connected: ${startError.message}` : 'Telegram is not connected yet; the step is retried.');
+    throw new AppError(startError ? startError.code : 'upstream', startError ? `Telegram is not connected: ${startError.message}` : 'Telegram is not connected yet; the step is retried.');
   };
   const getLinker = (): Linker => {
     getCtx();
@@ -124,8 +124,10 @@ export function createTelegramConnector(opts: TelegramConnectorOptions): Telegra
     } catch (err) {
       startError = toAppError(err, 'connecting');
       note(startError);
-      log.error('telegram connector could not start', { error: startError.message, retryInMs: isRetryable(startError) ? RETRY_START_MS : null });
-      if (isRetryable(startError) && !stopped && !ctx) retryTimer = timers.setTimer(() => void start(), RETRY_START_MS);
+      // Only a network failure is worth retrying on our own; a refused login needs the operator.
+      const retry = startError.code === 'upstream' || startError.code === 'rate_limited';
+      log.error('telegram connector could not start', { error: startError.message, retryInMs: retry ? RETRY_START_MS : null });
+      if (retry && !stopped && !ctx) retryTimer = timers.setTimer(() => void start(), RETRY_START_MS);
     }
   }
 
