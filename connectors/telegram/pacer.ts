@@ -105,6 +105,7 @@ export function createPacer(opts: PacerOptions) {
   let surfaced = 0;
   let wake: { at: number; cancel: Cancel } | null = null;
   let stopped = false;
+  let pumpSoon = false;
 
   const lane = (id: string): Lane => {
     let l = lanes.get(id);
@@ -121,7 +122,15 @@ export function createPacer(opts: PacerOptions) {
       const l = lane(job.lane);
       const e: Entry = { job: job as PacedJob<unknown>, seq: ++seq, resolve: resolve as (v: unknown) => void, reject };
       (job.send ? l.sends : l.others).push(e);
-      pump();
+      // Requests that arrive together (a burst, a batch of pipeline steps) are queued together before the first
+      // one goes out, so the priorities decide the order rather than who called first.
+      if (!pumpSoon) {
+        pumpSoon = true;
+        setImmediate(() => {
+          pumpSoon = false;
+          pump();
+        });
+      }
     });
   }
 
@@ -167,7 +176,7 @@ export function createPacer(opts: PacerOptions) {
       pick.heap.pop();
       accountWindow.push(now);
       if (pick.entry.job.send) pick.lane.window.push(now);
-      run(pick.entry, pick.lane);
+      run(pick.entry, pick.lane, now);
     }
   }
 
@@ -183,7 +192,7 @@ export function createPacer(opts: PacerOptions) {
     }, at - timers.now());
   }
 
-  function run(e: Entry, l: Lane): void {
+  function run(e: Entry, l: Lane, at: number): void {
     inFlight += 1;
     dispatched += 1;
     e.job.run().then(
@@ -203,8 +212,13 @@ export function createPacer(opts: PacerOptions) {
             surfaced += 1;
             e.reject(new AppError('rate_limited', `Telegram asked to wait ${wait} s before sending more to group ${l.id}; the step is retried after that.`, { retryAfterMs: ms, cause: err }));
           } else {
-            // The lane waits; its other work waits with it, other groups carry on.
+            // The lane waits; its other work waits with it, other groups carry on. Telegram did not take the
+            // refused send, so it does not use up a place in the group's window either.
             l.blockedUntil = Math.max(l.blockedUntil, timers.now() + ms);
+            if (e.job.send) {
+              const i = l.window.lastIndexOf(at);
+              if (i >= 0) l.window.splice(i, 1);
+            }
             logger.warn('telegram flood wait: pausing this group', { group: l.id, seconds: wait, request: e.job.label });
             (e.job.send ? l.sends : l.others).push(e);
           }

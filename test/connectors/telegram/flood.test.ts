@@ -108,7 +108,7 @@ describe('pacing', () => {
     ] as const;
     const ps = order.map(([text, priority], i) => h.connector.messenger.post({ topic: a, text, priority, randomId: String(200 + i) }));
     await drive(h.clock, Promise.all(ps));
-    expect(h.sandbox.messages(channelOf('vip'), a.topicId).map((m) => m.text)).toEqual(['free', 'enterprise', 'enterprise-urgent', 'premium', 'standard']);
+    expect(h.sandbox.messages(channelOf('vip'), a.topicId).map((m) => m.text)).toEqual(['enterprise-urgent', 'enterprise', 'premium', 'standard', 'free']);
   });
 
   it('creates enterprise topics before free ones from the same burst', async () => {
@@ -117,7 +117,7 @@ describe('pacing', () => {
     const ps = tiers.map((tier, i) => h.connector.messenger.createTopic({ ticketKey: `k${i}`, groupId: 'support-1', title: `${tier} ${i}`, tier, randomId: String(300 + i) }));
     await drive(h.clock, Promise.all(ps));
     const created = h.sandbox.topicCreations().map((t) => t.title.split(' ')[0]);
-    expect(created).toEqual(['free', 'free', 'enterprise', 'enterprise', 'enterprise', 'premium', 'standard', 'free']);
+    expect(created).toEqual(['enterprise', 'enterprise', 'enterprise', 'premium', 'standard', 'free', 'free', 'free']);
   });
 
   it('keeps to the per-account limit across groups', async () => {

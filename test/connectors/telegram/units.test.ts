@@ -91,8 +91,8 @@ describe('pacer', () => {
     const clock = createManualClock();
     const pacer = createPacer({ timers: clock, logger: silentLogger(), waitSecondsOf, perGroupPerMinute: 1 });
     const order: string[] = [];
-    const s1 = pacer.submit({ lane: 'a', priority: 1, send: true, label: 's1', run: async () => void order.push('s1') });
-    const s2 = pacer.submit({ lane: 'a', priority: 9, send: true, label: 's2', run: async () => void order.push('s2') });
+    const s1 = pacer.submit({ lane: 'a', priority: 9, send: true, label: 's1', run: async () => void order.push('s1') });
+    const s2 = pacer.submit({ lane: 'a', priority: 1, send: true, label: 's2', run: async () => void order.push('s2') });
     const r = pacer.submit({ lane: 'a', priority: 0, send: false, label: 'r', run: async () => void order.push('r') });
     await s1;
     await r;
