@@ -205,17 +205,18 @@ export function createMessenger(getCtx: () => Ctx, linker: () => Linker): Messen
       u = ctx.peers.user(id);
     }
     if (!u) return null;
-    if (ctx.kind === 'bot') {
-      ctx.logger.warn('telegram: the assigned agent is not a member of the group and a bot cannot invite them', { group: ch.groupId, agent: m.name });
-      return u;
-    }
-    // The name search may simply have missed them: ask for this member directly before inviting.
+    // The name search may simply have missed them (a renamed account): ask for this member directly.
     try {
       await call(ctx, { lane: ch.groupId, priority, send: false, label: 'channels.GetParticipant' }, new Api.channels.GetParticipant({ channel: inputChannel(ch), participant: new Api.InputPeerUser({ userId: bigId(u.userId), accessHash: bigId(u.accessHash) }) }));
       set.add(id);
       return u;
     } catch (err) {
       if (rpcName(err) !== 'USER_NOT_PARTICIPANT') throw toAppError(err, 'checking an agent is in the group', { id: ch.groupId, title: ch.title });
+    }
+    if (ctx.kind === 'bot') {
+      ctx.note(new AppError('misconfigured', `${m.name} is not a member of "${ch.title}" and a bot cannot invite them: add them to the group.`));
+      ctx.logger.warn('telegram: the assigned agent is not in the group and a bot cannot invite them', { group: ch.groupId, agent: m.name });
+      return u;
     }
     try {
       const res = await call<Api.messages.InvitedUsers>(ctx, { lane: ch.groupId, priority, send: true, label: 'channels.InviteToChannel' }, new Api.channels.InviteToChannel({ channel: inputChannel(ch), users: [inputUser(u)] }));

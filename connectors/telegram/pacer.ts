@@ -13,7 +13,10 @@ export type PacerOptions = {
   perGroupPerMinute?: number;
   /** All requests of the account per second. */
   perAccountPerSecond?: number;
-  /** Waits longer than this are handed back to the caller as rate_limited instead of being waited out. */
+  /**
+   * Waits longer than this are handed back to the caller as rate_limited (with the wait) instead of being waited out;
+   * default 300 s, under the pipeline's 10-minute job lease.
+   */
   maxWaitSeconds?: number;
   /** How long Telegram asked us to wait, when err is a flood or slow-mode wait. */
   waitSecondsOf: (err: unknown) => number | null;
@@ -93,7 +96,7 @@ export type Pacer = ReturnType<typeof createPacer>;
 export function createPacer(opts: PacerOptions) {
   const perGroup = opts.perGroupPerMinute ?? 20;
   const perAccount = opts.perAccountPerSecond ?? 20;
-  const maxWaitMs = (opts.maxWaitSeconds ?? 900) * 1000;
+  const maxWaitMs = (opts.maxWaitSeconds ?? 300) * 1000;
   const { timers, logger } = opts;
   const lanes = new Map<string, Lane>();
   const accountWindow: number[] = [];

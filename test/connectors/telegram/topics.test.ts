@@ -96,6 +96,19 @@ describe('topic per ticket', () => {
     expect(m.mentions).toEqual([ALICE.id]);
   });
 
+  it('still posts and mentions as a bot when the agent is not in the group, and says how to fix it', async () => {
+    h = await setup({ as: 'bot' });
+    h.sandbox.setMember(channelOf('support-2'), ALICE.id, null);
+    const ref = await h.connector.messenger.createTopic({ ticketKey: 'a', groupId: 'support-2', title: 'A', tier: 'standard', randomId: '43' });
+    // The bot knows Alice from another group it shares with her.
+    await h.sandbox.reply(channelOf('vip'), 1, ALICE.id, 'morning');
+    await h.connector.idle();
+    await h.connector.messenger.post({ topic: ref, text: `Assigned to ${ALICE.name}`, mention: { name: ALICE.name, telegramUserId: ALICE.id }, randomId: '44' });
+    expect(h.sandbox.isMember(channelOf('support-2'), ALICE.id)).toBe(false);
+    expect(h.sandbox.allMessages(channelOf('support-2')).find((x) => x.kind === 'text')!.mentions).toEqual([ALICE.id]);
+    expect((await h.connector.health()).lastError).toMatch(/Alice Meyer is not a member of "Tierline · Support 2" and a bot cannot invite them: add them to the group/);
+  });
+
   it('closes the topic, and closing it twice is fine', async () => {
     h = await setup();
     const ref = await h.connector.messenger.createTopic({ ticketKey: 'a', groupId: 'vip', title: 'A', tier: 'premium', randomId: '51' });
