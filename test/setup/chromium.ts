@@ -80,7 +80,8 @@ export function ensureChromium(): Promise<string | null> {
           try {
             process.stderr.write('[chromium] installing Debian\'s chromium with apt-get (once per machine)…\n');
             await apt(['update', '-qq']);
-            await apt(['install', '-y', '-qq', '--no-install-recommends', 'chromium', 'fonts-dejavu-core']);
+            // Fonts: DejaVu for text, Noto emoji for the ticket cards' symbols in the screenshots.
+            await apt(['install', '-y', '-qq', '--no-install-recommends', 'chromium', 'fonts-dejavu-core', 'fonts-noto-color-emoji']);
           } catch (err) {
             return `apt-get install chromium failed: ${err instanceof Error ? err.message.split('\n').slice(0, 3).join(' ') : String(err)}`;
           }
