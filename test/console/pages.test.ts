@@ -38,8 +38,8 @@ describe('overview', () => {
     const newest = (await c.store.history({ kind: 'routed', limit: 1 })).entries[0]!;
     expect(page).toContain(`href="/tickets/${encodeURIComponent(newest.ticketKey)}"`);
     // Connectors: mode, error and the connector's own figures.
-    expect(t).toMatch(/hubspot sandbox ok 1 portal installed – rate limit remaining: 97/);
-    expect(t).toMatch(/telegram real failing FLOOD_WAIT on group support-1 FLOOD_WAIT_30 flood waits: 2/);
+    expect(t).toMatch(/hubspot sandbox ok 1 portal installed – All figures of hubspot rate limit remaining: 97/);
+    expect(t).toMatch(/telegram real failing FLOOD_WAIT on group support-1 FLOOD_WAIT_30 All figures of telegram flood waits: 2/);
   });
 
   it('serves the live figures as a fragment for the page script, and they follow new tickets', async () => {

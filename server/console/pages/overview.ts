@@ -177,13 +177,13 @@ function connectorsSection(ctx: ConsoleContext, list: { id: string; health: impo
   return html`<section aria-labelledby="conn-h">
 <h2 id="conn-h">Connectors</h2>
 ${list.length
-  ? tableWrap('Connectors', html`<table><thead><tr><th scope="col">Connector</th><th scope="col">Mode</th><th scope="col">Health</th><th scope="col">Detail</th><th scope="col">Last error</th><th scope="col">Limits</th></tr></thead><tbody>
+  ? tableWrap('Connectors', html`<table><thead><tr><th scope="col">Connector</th><th scope="col">Mode</th><th scope="col">Health</th><th scope="col">Detail</th><th scope="col">Last error</th><th scope="col">Figures</th></tr></thead><tbody>
 ${list.map(({ id, health: h }) => {
   const { ok: _ok, mode: _m, detail: _d, lastError: _e, ...extra } = h;
   const link = install(id);
   return html`<tr><th scope="row">${id}</th><td><span class="badge ${h.mode === 'real' ? 'ok' : 'warn'}">${h.mode}</span></td><td>${okBadge(h.ok)}</td>
 <td>${h.detail}${link && h.mode === 'real' ? html`<br><a href="${link}">Install in ${id === 'hubspot' ? 'a HubSpot portal' : 'a Salesforce org'}</a>` : ''}</td><td>${h.lastError ?? '–'}</td>
-<td>${Object.keys(extra).length ? html`<ul class="lines">${Object.entries(extra).map(([k, v]) => html`<li>${label(k)}: ${show(v)}</li>`)}</ul>` : '–'}</td></tr>`;
+<td>${Object.keys(extra).length ? html`<details><summary>All figures<span class="sr-only"> of ${id}</span></summary>${show(extra)}</details>` : '–'}</td></tr>`;
 })}
 </tbody></table>`)
   : empty('No connectors configured.', html`Set HubSpot, Salesforce or Telegram credentials (see the README), or run without them to use the sandboxes.`)}
@@ -195,12 +195,26 @@ function label(key: string): string {
   return key.replace(/([a-z])([A-Z])/g, '$1 $2').replace(/[_-]/g, ' ').toLowerCase();
 }
 
-function show(v: unknown): string {
-  if (v === null || v === undefined) return '–';
-  if (typeof v === 'number') return Number.isInteger(v) ? int(v) : v.toFixed(2);
+/** A connector's own figures, whatever their shape: nested lists, times for *At keys, long lists cut short. */
+function show(v: unknown, key = '', depth = 0): Html | string {
+  if (v === null || v === undefined || v === '') return '–';
+  if (typeof v === 'number') {
+    if (/(^at|At)$/.test(key) && v > 1e12) return time(v, true);
+    return Number.isInteger(v) ? int(v) : v.toFixed(2);
+  }
   if (typeof v === 'string' || typeof v === 'boolean') return String(v);
-  const s = JSON.stringify(v);
-  return s.length > 200 ? `${s.slice(0, 200)}…` : s;
+  if (depth >= 4) {
+    const j = JSON.stringify(v);
+    return j.length > 120 ? `${j.slice(0, 119)}…` : j;
+  }
+  if (Array.isArray(v)) {
+    if (!v.length) return 'none';
+    const shown = v.slice(0, 10);
+    return html`<ul class="lines">${shown.map((x) => html`<li>${show(x, key, depth + 1)}</li>`)}${v.length > shown.length ? html`<li>and ${v.length - shown.length} more</li>` : ''}</ul>`;
+  }
+  const entries = Object.entries(v as Record<string, unknown>);
+  if (!entries.length) return '–';
+  return html`<ul class="lines">${entries.map(([k, x]) => html`<li>${label(k)}: ${show(x, k, depth + 1)}</li>`)}</ul>`;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
