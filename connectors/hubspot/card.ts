@@ -70,7 +70,8 @@ export async function cardData(store: Store, clock: Clock, q: { portalId: string
   }
 
   const tickets = records
-    .sort((a, b) => b.receivedAt - a.receivedAt)
+    // Newest first; HubSpot ids grow over time, which orders tickets received in the same instant.
+    .sort((a, b) => b.receivedAt - a.receivedAt || b.ref.ticketId.length - a.ref.ticketId.length || b.ref.ticketId.localeCompare(a.ref.ticketId))
     .map(
       (t): CardTicket => ({
         ticketId: t.ref.ticketId,

@@ -350,7 +350,7 @@ export async function createHubspotConnector(opts: HubspotConnectorOptions): Pro
         portals.length ? `${portals.length} portal${portals.length === 1 ? '' : 's'} installed${mode === 'sandbox' ? ' (sandbox)' : ''}` : env.clientId ? 'no portal installed yet: open /oauth/hubspot/install' : 'no portal connected',
         privateFailed ? 'HUBSPOT_ACCESS_TOKEN could not be used (see last error)' : '',
         portals.some((p) => !p.provisioned) ? `${portals.filter((p) => !p.provisioned).length} without the Tierline properties` : '',
-        broken.length ? `${broken.length} portal${broken.length === 1 ? '' : 's'} need attention` : '',
+        broken.length ? `${broken.length} portal${broken.length === 1 ? ' needs' : 's need'} attention` : '',
         portals.length ? `rate limit headroom ${Math.round(headroom * 100)}%` : '',
       ]
         .filter(Boolean)

@@ -47,7 +47,9 @@ export function verifySignature(secret: string, req: SignedRequest, now: number,
     const age = now - Number(ts);
     if (age > MAX_SIGNATURE_AGE_MS) return { ok: false, reason: `the request timestamp is ${Math.round(age / 1000)} s old (more than 5 minutes): a replay or a clock problem` };
     if (age < -MAX_SIGNATURE_AGE_MS) return { ok: false, reason: 'the request timestamp is more than 5 minutes in the future: check the server clock' };
-    for (const uri of req.uris) if (safeEqual(v3, signV3(secret, req.method, normaliseUri(uri), req.body, ts))) return { ok: true, version: 'v3' };
+    // HubSpot's docs have the decoded form signed; a sender that signed the URI as sent is accepted as well.
+    const forms = [...new Set(req.uris.flatMap((u) => [normaliseUri(u), u]))];
+    for (const uri of forms) if (safeEqual(v3, signV3(secret, req.method, uri, req.body, ts))) return { ok: true, version: 'v3' };
     return { ok: false, reason: 'X-HubSpot-Signature-v3 does not match: check HUBSPOT_CLIENT_SECRET and that PUBLIC_URL is the URL HubSpot calls' };
   }
   const sig = req.headers.get('x-hubspot-signature');

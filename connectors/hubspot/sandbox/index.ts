@@ -519,7 +519,9 @@ export async function startHubspotSandbox(opts: HubspotSandboxOptions) {
 
   // ------------------------------------------------------------------ HubSpot's outbound side
 
-  const signV3 = (method: string, uri: string, body: string, ts: string) => createHmac('sha256', opts.clientSecret).update(`${method}${uri}${body}${ts}`).digest('base64');
+  // HubSpot signs the URI with a few percent-escapes decoded (its v3 docs list them); so does the sandbox.
+  const decoded = (uri: string) => uri.replace(/%(3A|2F|3F|40|21|24|27|28|29|2A|2C|3B)/gi, (m) => decodeURIComponent(m));
+  const signV3 = (method: string, uri: string, body: string, ts: string) => createHmac('sha256', opts.clientSecret).update(`${method}${decoded(uri)}${body}${ts}`).digest('base64');
 
   /** POSTs a batch of events to the webhook URL exactly as HubSpot does (v1 and v3 signature headers). */
   async function sendEvents(events: WebhookEvent[], o: { to?: string; tamper?: boolean; timestamp?: number; unsigned?: boolean; rawBody?: string } = {}): Promise<Delivery> {
