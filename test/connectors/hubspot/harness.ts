@@ -6,7 +6,8 @@ import { Hono } from 'hono';
 import type { AddressInfo } from 'node:net';
 import { parseRoutingConfig } from '../../../core/config.ts';
 import { createPipeline } from '../../../core/pipeline.ts';
-import type { Clock, CreateTopicRequest, Intake, IntakeEvent, Logger, MessengerPort, PostRequest } from '../../../core/ports.ts';
+import type { Clock, CreateTopicRequest, CrmWriteBack, Intake, IntakeEvent, Logger, MessengerPort, PostRequest, RoutingFields } from '../../../core/ports.ts';
+import { ticketKey } from '../../../core/segment.ts';
 import { createSecretBox } from '../../../connectors/shared/secrets.ts';
 import { createHubspotConnector, type HubspotConnectorOptions } from '../../../connectors/hubspot/index.ts';
 import { startHubspotSandbox, type HubspotSandboxOptions } from '../../../connectors/hubspot/sandbox/index.ts';
@@ -170,4 +171,12 @@ export async function startHarness(
       await store.close();
     },
   };
+}
+
+const FIELDS: RoutingFields = { status: 'assigned', queue: 'Priority', agent: 'Bruno Costa', segment: 'premium · billing', tier: 'premium', rule: 'premium', routedAt: '2026-11-02T09:00:00.000Z', topicLink: 'https://t.me/c/1/5', firstResponseMinutes: null, resolvedAt: null, slaMet: null, reason: 'Priority -> Bruno Costa (rule premium)' };
+
+/** A 'routed' write-back for a ticket, as the pipeline would send it. */
+export function writeBackFor(x: Harness, ticketId: string, companyId: string | null, seq = 1): CrmWriteBack {
+  const key = ticketKey({ crm: 'hubspot', account: x.sb.portalId, ticketId });
+  return { entry: { key: `${key}#${seq}`, ticketKey: key, seq, kind: 'routed', at: x.clock.now(), queueId: 'priority', agentId: 'bruno', ruleId: 'premium', tier: 'premium', text: 'Routed to Priority' }, fields: FIELDS, companyId };
 }

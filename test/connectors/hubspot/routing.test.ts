@@ -4,9 +4,9 @@
 // disorder route once; deleted tickets and missing properties surface as admin-readable errors.
 import { afterEach, describe, expect, it } from 'vitest';
 import { AppError } from '../../../core/errors.ts';
-import type { CrmWriteBack, RoutingFields } from '../../../core/ports.ts';
+import type { CrmWriteBack } from '../../../core/ports.ts';
 import { ticketKey } from '../../../core/segment.ts';
-import { startHarness, type Harness } from './harness.ts';
+import { startHarness, writeBackFor, type Harness } from './harness.ts';
 
 let h: Harness | null = null;
 afterEach(async () => {
@@ -162,10 +162,3 @@ describe('HubSpot: signed webhook -> routed -> written back', () => {
     expect(h.sb.ticket(t.id)!.properties.tierline_queue).toBe('Priority');
   });
 });
-
-const FIELDS: RoutingFields = { status: 'assigned', queue: 'Priority', agent: 'Bruno Costa', segment: 'premium · billing', tier: 'premium', rule: 'premium', routedAt: '2026-11-02T09:00:00.000Z', topicLink: 'https://t.me/c/1/5', firstResponseMinutes: null, resolvedAt: null, slaMet: null, reason: 'Priority -> Bruno Costa (rule premium)' };
-
-export function writeBackFor(x: Harness, ticketId: string, companyId: string | null, seq = 1): CrmWriteBack {
-  const key = ticketKey({ crm: 'hubspot', account: x.sb.portalId, ticketId });
-  return { entry: { key: `${key}#${seq}`, ticketKey: key, seq, kind: 'routed', at: x.clock.now(), queueId: 'priority', agentId: 'bruno', ruleId: 'premium', tier: 'premium', text: 'Routed to Priority' }, fields: FIELDS, companyId };
-}
