@@ -35,6 +35,9 @@ export const DEFAULT_CATEGORY_VALUES: Record<string, string> = {
   FEATURE_REQUEST: 'feature_request',
 };
 
+/** Language names some portals keep instead of codes; hs_language's own values ("de", "en-us") pass through. */
+export const DEFAULT_LANGUAGE_NAMES: Record<string, string> = { English: 'en', German: 'de', Deutsch: 'de', French: 'fr', Français: 'fr', Spanish: 'es', Español: 'es', Portuguese: 'pt', Italian: 'it', Dutch: 'nl', Chinese: 'zh', Japanese: 'ja', Arabic: 'ar', Russian: 'ru', Czech: 'cs' };
+
 /** Country (name or ISO code, as HubSpot's free-text country holds either) -> region. Others pass through. */
 export const DEFAULT_REGIONS: Record<string, string> = Object.fromEntries(
   (
@@ -89,8 +92,8 @@ export const HubspotMappingSchema = z
       .array(Source)
       .max(5)
       .default(() => [
-        { property: 'ticket.hs_language', passThrough: true },
-        { property: 'contact.hs_language', passThrough: true },
+        { property: 'ticket.hs_language', values: { ...DEFAULT_LANGUAGE_NAMES }, passThrough: true },
+        { property: 'contact.hs_language', values: { ...DEFAULT_LANGUAGE_NAMES }, passThrough: true },
       ]),
     region: z
       .array(Source)
