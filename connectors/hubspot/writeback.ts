@@ -188,7 +188,15 @@ export function createWriter(o: { session: () => PortalSession; portalId: string
     try {
       // Let the write-backs started in the same turn of the event loop join this batch.
       await new Promise<void>((ok) => setImmediate(ok));
-      while (queue.length) await processBatch(queue.splice(0, BATCH_LIMIT));
+      while (queue.length) {
+        const items = queue.splice(0, BATCH_LIMIT);
+        try {
+          await processBatch(items);
+        } catch (err) {
+          // Settled items ignore this; the rest must not wait forever on a bug or a store failure.
+          for (const i of items) i.reject(err);
+        }
+      }
     } finally {
       running = false;
       if (queue.length) void drain();
