@@ -79,8 +79,12 @@ export type HsErrorDetails = { status: number; category: string | null; message:
 export type PortalSession = {
   portalId: string;
   install(): Promise<StoredInstall>;
-  /** Runs fn against the portal with the limiter, retries and error mapping; `action` names it in errors. */
-  run<T>(action: string, fn: (client: Client) => Promise<T>): Promise<T>;
+  /**
+   * Runs fn against the portal with the limiter, retries and error mapping; `action` names it in errors. A call that
+   * is not idempotent (creating records) is not repeated here after a 5xx or timeout: HubSpot may have applied it, and
+   * the caller's own retry path (the pipeline, with its duplicate check) decides.
+   */
+  run<T>(action: string, fn: (client: Client) => Promise<T>, o?: { idempotent?: boolean }): Promise<T>;
 };
 
 export type ClientDeps = { env: HubspotEnv; store: Store; secrets: SecretBox; logger: Logger; clock: Clock; tuning: Tuning };
@@ -197,6 +201,7 @@ export function createClients(deps: ClientDeps) {
       const scopes = JSON.stringify(details.context?.requiredGranularScopes ?? details.context?.requiredScopes ?? '').slice(0, 200);
       return new AppError('misconfigured', `HubSpot refused "${action}"${where} (403: ${msg.slice(0, 200)}). The app lacks a scope${scopes && scopes !== '""' ? ` (${scopes})` : ''}: reinstall it granting the scopes listed in manifest.json.`, { details });
     }
+    if (status === 409) return new AppError('conflict', `HubSpot reports a conflict for "${action}"${where} (409: ${msg.slice(0, 200)}).`, { details });
     if (status === 404) return new AppError('not_found', `HubSpot has no such record for "${action}"${where} (404: ${msg.slice(0, 200)}).`, { details });
     if (status === 429) return new AppError('rate_limited', `HubSpot's rate limit${where} was reached during "${action}" (${details.policyName ?? 'rate limit'}); Tierline waits and tries again.`, { details });
     if (status >= 500) return new AppError('upstream', `HubSpot failed "${action}"${where} (${status}: ${msg.slice(0, 200)}); Tierline will try again.`, { details });
@@ -340,7 +345,7 @@ export function createClients(deps: ClientDeps) {
         if (!again) throw new AppError('misconfigured', `HubSpot portal ${portalId} is not connected to Tierline.`);
         return again;
       },
-      async run<T>(action: string, fn: (client: Client) => Promise<T>): Promise<T> {
+      async run<T>(action: string, fn: (client: Client) => Promise<T>, o: { idempotent?: boolean } = {}): Promise<T> {
         let refreshed = false;
         for (let attempt = 1; ; attempt++) {
           let e: AppError;
@@ -370,12 +375,12 @@ export function createClients(deps: ClientDeps) {
               const wait = retryAfterMs(err, d ?? describeError(err).details);
               bucketOf(portalId).pause(wait);
               e = new AppError('rate_limited', e.message, { retryAfterMs: wait, details: d });
-            } else if (e.code === 'upstream' && attempt < t.retryAttempts) {
+            } else if (e.code === 'upstream' && attempt < t.retryAttempts && o.idempotent !== false) {
               await t.sleep(Math.min(t.retryMaxMs, t.retryBaseMs * 2 ** (attempt - 1)));
               continue;
             }
           }
-          if (e.code !== 'not_found' && e.code !== 'invalid_input') noteError(portalId, e);
+          if (e.code !== 'not_found' && e.code !== 'invalid_input' && e.code !== 'conflict') noteError(portalId, e);
           throw e;
         }
       },

@@ -29,7 +29,13 @@ async function ensureGroup(s: PortalSession, objectType: HsObjectType): Promise<
   } catch (err) {
     if (!(err instanceof AppError && err.code === 'not_found')) throw err;
   }
-  await s.run(`create the ${PROPERTY_GROUP.name} property group on ${objectType}`, (c) => c.crm.properties.groupsApi.create(objectType, { name: PROPERTY_GROUP.name, label: PROPERTY_GROUP.label, displayOrder: -1 }));
+  try {
+    await s.run(`create the ${PROPERTY_GROUP.name} property group on ${objectType}`, (c) => c.crm.properties.groupsApi.create(objectType, { name: PROPERTY_GROUP.name, label: PROPERTY_GROUP.label, displayOrder: -1 }), { idempotent: false });
+  } catch (err) {
+    // Made by a concurrent install (or by an earlier attempt whose answer was lost): that is what we wanted.
+    if (err instanceof AppError && err.code === 'conflict') return false;
+    throw err;
+  }
   return true;
 }
 
@@ -42,7 +48,8 @@ export async function provisionPortal(s: PortalSession, logger: Logger): Promise
     const existing = new Map((read.results ?? []).map((p) => [p.name, p]));
     const missing = defs.filter((d) => !existing.has(d.name));
     if (missing.length) {
-      await s.run(`create the Tierline properties on ${objectType}`, (c) => c.crm.properties.batchApi.create(objectType, { inputs: missing.map(toInput) as never }));
+      // Not repeated blindly: an attempt HubSpot applied but did not confirm would come back as a conflict.
+      await s.run(`create the Tierline properties on ${objectType}`, (c) => c.crm.properties.batchApi.create(objectType, { inputs: missing.map(toInput) as never }), { idempotent: false });
       report.created.push(...missing.map((d) => `${objectType}.${d.name}`));
     }
     for (const d of defs) {

@@ -122,7 +122,7 @@ export function createWriter(o: { session: () => PortalSession; portalId: string
         ],
       }));
       try {
-        const r = (await s.run(`add ${part.length} routing note${part.length === 1 ? '' : 's'}`, (c) => c.crm.objects.notes.batchApi.create({ inputs } as never))) as BatchResult;
+        const r = (await s.run(`add ${part.length} routing note${part.length === 1 ? '' : 's'}`, (c) => c.crm.objects.notes.batchApi.create({ inputs } as never), { idempotent: false })) as BatchResult;
         for (const i of part) {
           // Results come in no particular order: match them by trace id, or by the marker in the body.
           const hit = (r.results ?? []).find((n) => n.objectWriteTraceId === i.entryKey || (n.properties?.hs_note_body ?? '').includes(noteMarker(i.entryKey)));

@@ -12,7 +12,7 @@ import { associationTypeIds, createPortal, OBJECT_TYPES, SINGULAR, TYPE_ALIASES,
 import { SEED_COMPANIES, seedCustomProperties, seedPortal } from './seed.ts';
 
 export type FaultMatch = { method?: string; path?: string | RegExp };
-type Fault = { kind: '429' | '5xx' | 'hang'; status: number; policyName?: string; retryAfterSec?: number; match?: FaultMatch };
+type Fault = { kind: '429' | '5xx' | 'hang' | 'lost'; status: number; policyName?: string; retryAfterSec?: number; match?: FaultMatch };
 
 export type HubspotSandboxOptions = {
   /** The app's client secret: webhooks, workflow actions and card fetches are signed with it. */
@@ -25,7 +25,7 @@ export type HubspotSandboxOptions = {
   /** Delay added to every API call (the end-to-end bench uses 100 ms). */
   latencyMs?: number;
   /** Faults for the first API calls, in order (see inject429 / inject5xx / injectTimeout). */
-  faults?: { kind: '429' | '5xx' | 'hang'; count: number; status?: number; match?: FaultMatch }[];
+  faults?: { kind: '429' | '5xx' | 'hang' | 'lost'; count: number; status?: number; match?: FaultMatch }[];
   portalId?: string;
   /** Requests per rolling window per portal before the 429 (HubSpot private apps: 100-190 per 10 s); null = off. */
   rateLimit?: { max: number; windowMs: number } | null;
@@ -242,6 +242,11 @@ export async function startHubspotSandbox(opts: HubspotSandboxOptions) {
       return json(c, 429, errorBody('RATE_LIMITS', 'You have reached your ten_secondly_rolling limit.', { errorType: 'RATE_LIMIT', policyName: fault?.policyName ?? 'TEN_SECONDLY_ROLLING', groupName: `privateapp:${appId}` }));
     }
     const res = await api(c, p, method, url, body);
+    if (fault?.kind === 'lost') {
+      // Applied, but the answer never reached the caller (a gateway timeout on the way back).
+      entry.status = 504;
+      return json(c, 504, errorBody('GATEWAY_TIMEOUT', 'The request timed out'));
+    }
     entry.status = res.status;
     return res;
   });
@@ -729,6 +734,10 @@ export async function startHubspotSandbox(opts: HubspotSandboxOptions) {
     /** The next matching calls never answer (until close), as a hung upstream would. */
     injectTimeout(count: number, o: { match?: FaultMatch } = {}) {
       for (let i = 0; i < count; i++) faults.push({ kind: 'hang', status: 504, ...(o.match ? { match: o.match } : {}) });
+    },
+    /** The next matching calls are carried out, but the caller gets a 504 instead of the answer. */
+    injectLostResponse(count: number, o: { match?: FaultMatch } = {}) {
+      for (let i = 0; i < count; i++) faults.push({ kind: 'lost', status: 504, ...(o.match ? { match: o.match } : {}) });
     },
     pendingFaults: () => faults.length,
     /** Every OAuth access token issued so far expires now (the next call gets 401 EXPIRED_AUTHENTICATION). */

@@ -121,6 +121,31 @@ describe('HubSpot 5xx and timeouts', () => {
   });
 });
 
+describe('HubSpot write-back after a lost answer', () => {
+  it('does not create a note twice when HubSpot made it but its answer was lost', async () => {
+    h = await startHarness();
+    const t = await h.sb.createTicket({ subject: 'Lost answer', notify: false });
+    h.sb.injectLostResponse(1, { match: { path: '/crm/v3/objects/notes/batch/create' } });
+    const first = await h.connector.crm.writeBack(ref(h, t.id), writeBackFor(h, t.id, t.companyId)).catch((x: unknown) => x);
+    expect(first).toMatchObject({ code: 'upstream' });
+    expect(h.sb.ticket(t.id)!.notes).toHaveLength(1); // HubSpot has it; we do not know yet
+    expect(h.sb.requests({ path: '/crm/v3/objects/notes/batch/create' })).toHaveLength(1); // not re-sent blindly
+    // The pipeline's retry finds the note by its marker instead of adding another.
+    await h.connector.crm.writeBack(ref(h, t.id), writeBackFor(h, t.id, t.companyId));
+    expect(h.sb.ticket(t.id)!.notes).toHaveLength(1);
+    expect(h.sb.requests({ path: '/crm/v3/objects/notes/batch/create' })).toHaveLength(1);
+  });
+
+  it('repeats an idempotent property update whose answer was lost', async () => {
+    h = await startHarness();
+    const t = await h.sb.createTicket({ subject: 'Lost update answer', notify: false });
+    h.sb.injectLostResponse(1, { match: { path: '/crm/v3/objects/tickets/batch/update' } });
+    await h.connector.crm.writeBack(ref(h, t.id), writeBackFor(h, t.id, null));
+    expect(h.sb.requests({ path: '/crm/v3/objects/tickets/batch/update' }).map((r) => r.status)).toEqual([504, 200]);
+    expect(h.sb.ticket(t.id)!.notes).toHaveLength(1);
+  });
+});
+
 describe('HubSpot batch write-back', () => {
   it('sends many concurrent write-backs as batches of at most 100 inputs', async () => {
     h = await startHarness();
