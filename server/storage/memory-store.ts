@@ -25,6 +25,29 @@ export function emptyState(): MemoryState {
 
 const clone = <T>(v: T): T => structuredClone(v);
 
+/**
+ * History keys already stored, per state: deduping a batch's entries by scanning the whole history made each commit
+ * O(history), which the pipeline and console tests feel at tens of thousands of entries. Rebuilt if the history
+ * array changed behind applyBatch's back (callers that seed a state directly).
+ */
+const historyKeys = new WeakMap<MemoryState, { keys: Set<string>; length: number }>();
+
+function keysOf(s: MemoryState): Set<string> {
+  let k = historyKeys.get(s);
+  if (!k || k.length !== s.history.length) {
+    k = { keys: new Set(s.history.map((h) => h.key)), length: s.history.length };
+    historyKeys.set(s, k);
+  }
+  return k.keys;
+}
+
+/** Drops completed job ids and inbound keys older than the dedupe window (both only matter within it). */
+export function pruneState(s: MemoryState, now: number): void {
+  const cutoff = now - DEDUPE_WINDOW_MS;
+  for (const [id, at] of s.doneJobs) if (at < cutoff) s.doneJobs.delete(id);
+  for (const [k, at] of s.inbound) if (at < cutoff) s.inbound.delete(k);
+}
+
 /** Applies a batch to the state (shared with adapters that keep state in memory and persist elsewhere). */
 export function applyBatch(s: MemoryState, b: Batch, now: number): void {
   for (const t of b.tickets ?? []) s.tickets.set(t.key, clone(t));
@@ -35,7 +58,15 @@ export function applyBatch(s: MemoryState, b: Batch, now: number): void {
   for (const j of b.jobs ?? []) if (!s.jobs.has(j.id) && !s.doneJobs.has(j.id)) s.jobs.set(j.id, clone(j));
   for (const id of b.cancelTimers ?? []) s.timers.delete(id);
   for (const t of b.timers ?? []) s.timers.set(t.id, clone(t));
-  for (const h of b.history ?? []) if (!s.history.some((x) => x.key === h.key)) s.history.push(clone(h));
+  if (b.history?.length) {
+    const keys = keysOf(s);
+    for (const h of b.history) {
+      if (keys.has(h.key)) continue;
+      keys.add(h.key);
+      s.history.push(clone(h));
+    }
+    historyKeys.get(s)!.length = s.history.length;
+  }
   if (b.counters?.length) applyCounterOps(s.counters, b.counters);
 }
 
@@ -55,6 +86,13 @@ export function createMemoryStore(opts: { clock?: Clock } = {}): Store {
   const clock = opts.clock ?? { now: () => Date.now() };
   const s = emptyState();
   let chain: Promise<unknown> = Promise.resolve();
+  // Pruning walks both maps, so it runs at most once per simulated minute rather than on every call.
+  let prunedAt = -Infinity;
+  const prune = (now: number) => {
+    if (now - prunedAt < 60_000) return;
+    prunedAt = now;
+    pruneState(s, now);
+  };
 
   const open = (t: TicketRecord) => t.status !== 'resolved' && t.status !== 'failed';
 
@@ -72,9 +110,11 @@ export function createMemoryStore(opts: { clock?: Clock } = {}): Store {
       return clone([...s.configs].reverse());
     },
     async recordInbound(keys, at) {
-      for (const [k, t] of s.inbound) if (t < at - DEDUPE_WINDOW_MS) s.inbound.delete(k);
+      prune(at);
+      // A key seen longer ago than the window counts as new again, whether or not pruning has dropped it yet.
       return keys.map((k) => {
-        if (s.inbound.has(k)) return false;
+        const seen = s.inbound.get(k);
+        if (seen !== undefined && seen >= at - DEDUPE_WINDOW_MS) return false;
         s.inbound.set(k, at);
         return true;
       });
@@ -101,7 +141,9 @@ export function createMemoryStore(opts: { clock?: Clock } = {}): Store {
       return clone(s.counters);
     },
     async commit(batch) {
-      applyBatch(s, batch, clock.now());
+      const now = clock.now();
+      applyBatch(s, batch, now);
+      prune(now);
     },
     exclusive<T>(fn: () => Promise<T>): Promise<T> {
       const run = chain.then(fn, fn);
