@@ -157,6 +157,26 @@ describe('HubSpot install: OAuth', () => {
   });
 });
 
+describe('HubSpot secrets', () => {
+  it('never writes a token, code or the client secret into a log line or an error', async () => {
+    const { recordingLogger, CLIENT_SECRET } = await import('./harness.ts');
+    const logger = recordingLogger();
+    h = await startHarness({ logger, pipeline: true });
+    const second = h.sb.addPortal({ seed: true });
+    await installViaOAuth(h, second.portalId);
+    await h.sb.createTicket({ subject: 'Log check', portalId: second.portalId });
+    h.sb.expireAccessTokens();
+    await h.drain();
+    h.sb.revokeRefreshTokens();
+    h.sb.expireAccessTokens();
+    const t = await h.sb.createTicket({ subject: 'Fails', notify: false, portalId: second.portalId });
+    const e = await h.connector.crm.fetchContext(ticketRef(second.portalId, t.id)).catch((x: unknown) => x);
+    const text = [...logger.lines, (e as Error).message, JSON.stringify(await h.connector.health())].join('\n');
+    expect(logger.lines.length).toBeGreaterThan(5);
+    for (const secret of [h.sb.accessToken, CLIENT_SECRET, 'sbx-at-', 'sbx-rt-', 'sbx-code-']) expect(text).not.toContain(secret);
+  });
+});
+
 describe('HubSpot tokens', () => {
   it('refreshes an expired access token once on 401 and retries the call', async () => {
     h = await startHarness({ privateToken: false });

@@ -3,7 +3,7 @@
 // back; retries of the request complete it once; tickets routed before the workflow ran are completed at once.
 import { afterEach, describe, expect, it } from 'vitest';
 import { ticketKey } from '../../../core/segment.ts';
-import { startHarness, type Harness } from './harness.ts';
+import { CLIENT_SECRET, startHarness, type Harness } from './harness.ts';
 
 let h: Harness | null = null;
 afterEach(async () => {
@@ -69,7 +69,7 @@ describe('HubSpot workflow action: Route to Telegram', () => {
     const { createHash } = await import('node:crypto');
     const url = `${h.publicUrl}/hubspot/actions/route`;
     const body = JSON.stringify({ callbackId: 'ap-1', origin: { portalId: 1 }, object: { objectType: 'TICKET' } });
-    const sig = createHash('sha256').update(`hs-client-secret-0123456789POST${url}${body}`).digest('hex');
+    const sig = createHash('sha256').update(`${CLIENT_SECRET}POST${url}${body}`).digest('hex');
     const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', 'x-hubspot-signature': sig, 'x-hubspot-signature-version': 'v2' }, body });
     expect(r.status).toBe(400);
     expect(((await r.json()) as { error: { message: string } }).error.message).toContain('object.objectId');
