@@ -12,8 +12,9 @@ import { cardData } from './card.ts';
 import { createClients, DEFAULT_TUNING, NS, type HubspotEnv, type StoredInstall, type Tuning } from './client.ts';
 import { provisionPortal, type ProvisionReport } from './install.ts';
 import { defaultMapping, HubspotMappingSchema, watchedTicketProperties, type HubspotMapping } from './mapping.ts';
-import { companyProperties, mapTicket, noteBody, readProperties, ticketProperties, type HsRecord } from './mapper.ts';
+import { companyProperties, mapTicket, noteBody, ticketProperties } from './mapper.ts';
 import { createOAuth } from './oauth.ts';
+import { createReader } from './reader.ts';
 import { DEFINITIONS_VERSION } from './properties.ts';
 import { candidateUris, verifySignature } from './signature.ts';
 import { parseWebhookBody, selectEvents } from './webhook.ts';
@@ -114,10 +115,11 @@ export async function createHubspotConnector(opts: HubspotConnectorOptions): Pro
     return { portal: p.data.account, ticketId: p.data.ticketId };
   }
 
-  type Assoc = { results?: { id: string; type?: string }[] } | undefined;
-  const firstId = (a: Assoc, primaryType: string): string | null => {
-    const r = a?.results ?? [];
-    return (r.find((x) => x.type === primaryType) ?? r[0])?.id ?? null;
+  const readers = new Map<string, ReturnType<typeof createReader>>();
+  const readerOf = (portal: string) => {
+    let r = readers.get(portal);
+    if (!r) readers.set(portal, (r = createReader({ portalId: portal, session: () => clients.session(portal), mapping: () => mappingOf(portal) })));
+    return r;
   };
 
   const writers = new Map<string, ReturnType<typeof createWriter>>();
@@ -132,33 +134,9 @@ export async function createHubspotConnector(opts: HubspotConnectorOptions): Pro
     crm: 'hubspot',
     async fetchContext(ref) {
       const { portal, ticketId } = checkRef(ref);
-      const s = clients.session(portal);
-      const mapping = await mappingOf(portal);
-      const props = readProperties(mapping);
-      let ticket: HsRecord & { associations?: Record<string, Assoc> };
-      try {
-        ticket = (await s.run(`read ticket ${ticketId}`, (c) => c.crm.tickets.basicApi.getById(ticketId, props.tickets, undefined, ['companies', 'contacts']))) as typeof ticket;
-      } catch (err) {
-        if (err instanceof AppError && err.code === 'not_found') throw new AppError('not_found', `Ticket ${ticketId} no longer exists in HubSpot portal ${portal} (deleted or merged), or Tierline cannot see it; nothing to route.`, { cause: err });
-        throw err;
-      }
-      const companyId = firstId(ticket.associations?.companies, 'ticket_to_company');
-      const contactId = firstId(ticket.associations?.contacts, 'ticket_to_contact');
-      // Company and contact read in parallel; one deleted since the ticket was made is treated as absent.
-      const readOptional = async (kind: 'companies' | 'contacts', id: string | null): Promise<HsRecord | null> => {
-        if (!id) return null;
-        try {
-          return (await s.run(`read ${kind === 'companies' ? 'company' : 'contact'} ${id}`, (c) => (kind === 'companies' ? c.crm.companies.basicApi.getById(id, props.companies) : c.crm.contacts.basicApi.getById(id, props.contacts)))) as HsRecord;
-        } catch (err) {
-          if (err instanceof AppError && err.code === 'not_found') return null;
-          throw err;
-        }
-      };
-      const [company, contact, inst] = await Promise.all([readOptional('companies', companyId), readOptional('contacts', contactId), s.install()]);
-      return mapTicket(
-        { ticket: { id: String(ticket.id), properties: ticket.properties ?? {} }, company, contact },
-        { mapping, ref: { crm: 'hubspot', account: portal, ticketId }, currency: mapping.currency ?? inst.currency ?? 'USD' },
-      );
+      const { bundle, mapping } = await readerOf(portal).read(ticketId);
+      const inst = await clients.session(portal).install();
+      return mapTicket(bundle, { mapping, ref: { crm: 'hubspot', account: portal, ticketId }, currency: mapping.currency ?? inst.currency ?? 'USD' });
     },
 
     async writeBack(ref, update) {

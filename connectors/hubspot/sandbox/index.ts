@@ -409,6 +409,34 @@ export async function startHubspotSandbox(opts: HubspotSandboxOptions) {
       }
     }
 
+    // /crm/v4/associations/{from}/{to}/batch/read
+    if (seg[0] === 'crm' && seg[1] === 'v4' && seg[2] === 'associations' && seg[5] === 'batch' && seg[6] === 'read' && method === 'POST') {
+      const from = objectType(seg[3]);
+      const to = objectType(seg[4]);
+      if (!from || !to) return json(c, 400, errorBody('VALIDATION_ERROR', 'Unknown object type'));
+      const inputs = (Array.isArray(b.inputs) ? b.inputs : []) as { id?: unknown }[];
+      if (inputs.length > 1000) return json(c, 400, errorBody('VALIDATION_ERROR', 'Batch input limit exceeded: at most 1000 inputs are allowed per request'));
+      const results: unknown[] = [];
+      const errors: unknown[] = [];
+      for (const i of inputs) {
+        const id = String(i.id ?? '');
+        const ids = p.get(from, id) ? p.associated(from, id, to) : [];
+        if (!ids.length) {
+          errors.push({ status: 'error', category: 'OBJECT_NOT_FOUND', message: `No ${SINGULAR[to]} is associated with ${SINGULAR[from]} ${id}.`, context: { fromObjectId: [id] } });
+          continue;
+        }
+        const typeIds = associationTypeIds(from, to);
+        results.push({
+          from: { id },
+          to: ids.map((tid) => ({
+            toObjectId: Number(tid),
+            associationTypes: typeIds.length > 1 ? [...(p.isPrimary(from, id, to, tid) ? [{ category: 'HUBSPOT_DEFINED', typeId: typeIds[0]!, label: 'Primary' }] : []), { category: 'HUBSPOT_DEFINED', typeId: typeIds[1]!, label: null }] : typeIds.map((typeId) => ({ category: 'HUBSPOT_DEFINED', typeId, label: null })),
+          })),
+        });
+      }
+      return json(c, errors.length ? 207 : 200, { status: 'COMPLETE', results, ...(errors.length ? { numErrors: errors.length, errors } : {}), ...batchTime() });
+    }
+
     // /crm/v4/objects/{from}/{id}/associations/{to}
     if (seg[0] === 'crm' && seg[1] === 'v4' && seg[2] === 'objects' && seg[5] === 'associations' && method === 'GET') {
       const from = objectType(seg[3]);

@@ -113,6 +113,49 @@ describe('HubSpot: signed webhook -> routed -> written back', () => {
     expect(h.accepted.filter((e) => e.ref.ticketId === u.id).map((e) => e.reason)).toEqual(['changed', 'created']);
   });
 
+  it('reads a burst of tickets with batch reads (tickets, associations, companies, contacts), still fresh and per ticket', async () => {
+    h = await startHarness({ pipeline: true });
+    const companies = h.sb.companies();
+    const made = [];
+    for (let i = 0; i < 30; i++) made.push(await h.sb.createTicket({ subject: `Burst ${i}`, companyId: companies[i % companies.length]!.id }));
+    // One company changes its tier after the tickets came in: routing must see the new value.
+    const initech = h.company('Initech');
+    const api = new (await import('@hubspot/api-client')).Client({ accessToken: h.sb.accessToken, basePath: h.sb.url });
+    await api.crm.companies.basicApi.update(initech.id, { properties: { hs_ideal_customer_profile: 'tier_3' } });
+    h.sb.clearRequests();
+    await h.drain();
+    const calls = h.sb.requests().map((r) => `${r.method} ${r.path.replace(/\d{5,}/g, ':id')}`);
+    expect(calls.filter((c) => c.startsWith('GET '))).toEqual([]);
+    expect(calls.filter((c) => c.includes('/batch/read')).sort()).toEqual([
+      'POST /crm/v3/objects/companies/batch/read',
+      'POST /crm/v3/objects/contacts/batch/read',
+      'POST /crm/v3/objects/tickets/batch/read',
+      'POST /crm/v4/associations/tickets/companies/batch/read',
+      'POST /crm/v4/associations/tickets/contacts/batch/read',
+    ]);
+    for (const t of made) {
+      const rec = (await h.store.getTicket(keyOf(h, t.id)))!;
+      expect(rec.companyId).toBe(t.companyId);
+      expect(rec.segment!.source.contactId).toBe(t.contactId);
+    }
+    const initechTicket = made.find((t) => t.companyId === initech.id)!;
+    expect((await h.store.getTicket(keyOf(h, initechTicket.id)))!.segment!.tier).toBe('standard');
+    expect(h.messenger.topics).toHaveLength(30);
+  });
+
+  it('reports only the deleted ticket of a batch read as not_found', async () => {
+    h = await startHarness();
+    const a = await h.sb.createTicket({ subject: 'Alive', notify: false });
+    const b = await h.sb.createTicket({ subject: 'Gone', notify: false });
+    const lone = await h.sb.createTicket({ subject: 'No company', companyId: null, contactId: null, notify: false });
+    h.sb.deleteTicket(b.id);
+    const ref = (id: string) => ({ crm: 'hubspot' as const, account: h!.sb.portalId, ticketId: id });
+    const [ra, rb, rl] = await Promise.allSettled([h.connector.crm.fetchContext(ref(a.id)), h.connector.crm.fetchContext(ref(b.id)), h.connector.crm.fetchContext(ref(lone.id))]);
+    expect(ra).toMatchObject({ status: 'fulfilled', value: { subject: 'Alive', companyName: expect.any(String) } });
+    expect(rb).toMatchObject({ status: 'rejected', reason: { code: 'not_found', message: expect.stringContaining(`Ticket ${b.id} no longer exists`) } });
+    expect(rl).toMatchObject({ status: 'fulfilled', value: { subject: 'No company', companyName: null, customerName: null } });
+  });
+
   it('does not add a second note when a write-back is retried, even after a crash between the create and the bookkeeping', async () => {
     h = await startHarness({ pipeline: true });
     const t = await h.sb.createTicket({ subject: 'Webhook retries' });
