@@ -1,13 +1,311 @@
-// The lowdb store against the store contract, reopening from the same data directory for the persistence checks.
+// The lowdb store: the store contract (reopening from the same data directory for the persistence checks), then what
+// only a file-backed store must show: crash safety under SIGKILL, the lock, rotation into dated files, bounded growth.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openLowdbStore } from '../../server/storage/lowdb-store.ts';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { AppError } from '../../core/errors.ts';
+import type { Batch, Clock, Store, TicketRecord } from '../../core/ports.ts';
+import { LIVE_FILE, LOCK_FILE, WAL_FILE, openLowdbStore, readLowdbState, type LowdbStore, type LowdbStoreOptions } from '../../server/storage/lowdb-store.ts';
 import { runStoreContract } from './contract.ts';
-import { silentLogger } from './fixtures.ts';
+import { DAY, HOUR, T0, entry, fakeClock, job, routingConfig, silentLogger, ticket } from './fixtures.ts';
 
 runStoreContract('lowdb', async ({ clock }) => {
   const dir = await mkdtemp(join(tmpdir(), 'tierline-lowdb-'));
   const open = () => openLowdbStore({ dir, clock, logger: silentLogger });
   return { store: await open(), reopen: open, cleanup: () => rm(dir, { recursive: true, force: true }) };
 });
+
+// ---------------------------------------------------------------- what only a file-backed store must show
+
+const WRITER = fileURLToPath(new URL('./procs/lowdb-writer.ts', import.meta.url));
+
+type Child = { proc: ChildProcess; acks: Set<number>; opened: Promise<void>; exited: Promise<void>; stderr: () => string };
+
+function startWriter(dir: string, first: number): Child {
+  const proc = spawn(process.execPath, [WRITER, dir, String(first)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const acks = new Set<number>();
+  let err = '';
+  let buf = '';
+  let onOpen!: () => void;
+  const opened = new Promise<void>((r) => (onOpen = r));
+  proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    buf += d;
+    let i: number;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      if (line === 'open') onOpen();
+      else if (line.startsWith('ack ')) acks.add(Number(line.slice(4)));
+    }
+  });
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  return { proc, acks, opened, exited, stderr: () => err };
+}
+
+async function until(cond: () => boolean, what: () => string): Promise<void> {
+  for (let i = 0; i < 3000 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
+  if (!cond()) throw new Error(`gave up waiting: ${what()}`);
+}
+
+describe('lowdb store on disk', () => {
+  let dir: string;
+  const stores: Store[] = [];
+  const children: ChildProcess[] = [];
+  const open = async (over: Partial<LowdbStoreOptions> = {}, clock: Clock = fakeClock()) => {
+    const s = await openLowdbStore({ dir, clock, logger: silentLogger, compactEveryMs: 0, ...over });
+    stores.push(s);
+    return s;
+  };
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'tierline-lowdb-'));
+  });
+  afterEach(async () => {
+    for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    for (const s of stores.splice(0)) await s.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('survives SIGKILL at random moments: every acknowledged outcome is there whole, the live file parses', async () => {
+    const rand = rng(20250106);
+    const acked = new Set<number>();
+    for (let round = 0; round < 6; round++) {
+      const child = startWriter(dir, round * 100_000);
+      children.push(child.proc);
+      await child.opened;
+      const want = 10 + Math.floor(rand() * 250);
+      await until(() => child.acks.size >= want || child.proc.exitCode !== null, () => `${want} acks from the writer (stderr: ${child.stderr()})`);
+      await new Promise((r) => setTimeout(r, Math.floor(rand() * 12)));
+      child.proc.kill('SIGKILL');
+      await child.exited;
+      expect(child.stderr()).toBe('');
+      for (const n of child.acks) acked.add(n);
+
+      // The live file is always whole JSON (temp + rename), whatever moment the kill hit.
+      expect(() => JSON.parse(readFileSync(join(dir, LIVE_FILE), 'utf8'))).not.toThrow();
+      const s = await openLowdbStore({ dir, clock: { now: () => Date.now() }, logger: silentLogger, compactEveryMs: 0 });
+      const present = new Set((await s.tickets()).map((t) => Number(t.key.split(':')[2])));
+      for (const n of acked) expect(present.has(n), `acknowledged outcome ${n} after round ${round}`).toBe(true);
+      // All or nothing: each outcome that is there has its entry, step and timer, and the load counts each once.
+      const history = await s.history({ limit: 1_000_000 });
+      expect(new Set(history.entries.map((e) => Number(e.ticketKey.split(':')[2])))).toEqual(present);
+      expect(history.total).toBe(present.size);
+      expect(await s.pendingJobs()).toBe(present.size);
+      expect((await s.dueTimers(Date.now() + DAY, 1_000_000)).length).toBe(present.size);
+      expect((await s.counters()).load.alice).toBe(present.size);
+      await s.close();
+    }
+    expect(acked.size).toBeGreaterThan(60);
+    // Compactions ran under the writers, so closed tickets and entries were moved to dated files along the way.
+    expect(readdirSync(join(dir, 'history')).some((n) => /^\d{4}-\d{2}-\d{2}\.jsonl$/.test(n))).toBe(true);
+  }, 60_000);
+
+  it('refuses a second owner of the data directory, in this process or another, and takes over after a crash', async () => {
+    const s = await open();
+    await expect(openLowdbStore({ dir, clock: fakeClock() })).rejects.toThrow(/already open in this process/);
+    await s.close();
+    stores.pop();
+    expect(existsSync(join(dir, LOCK_FILE))).toBe(false);
+
+    const child = startWriter(dir, 0);
+    children.push(child.proc);
+    await child.opened;
+    const err = await openLowdbStore({ dir, clock: fakeClock() }).then(
+      () => null,
+      (e: unknown) => e as AppError,
+    );
+    expect(err?.code).toBe('conflict');
+    expect(err?.message).toContain(`pid ${child.proc.pid}`);
+    expect(err?.message).toMatch(/Stop that process, or give this one its own DATA_DIR/);
+    expect(JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8')).pid).toBe(child.proc.pid);
+
+    child.proc.kill('SIGKILL');
+    await child.exited;
+    // The lock names a process that is gone: the next start takes the directory over.
+    const after = await open();
+    expect(JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8')).pid).toBe(process.pid);
+    for (const n of child.acks) expect(await after.getTicket(`hubspot:42:${n}`)).not.toBeNull();
+  }, 30_000);
+
+  it('moves history entries and day-old closed tickets into dated files, and still finds them', async () => {
+    const clock = fakeClock(T0);
+    const s = await open({}, clock);
+    const topic = { groupId: 'grp-vip', topicId: 41, link: 'https://t.me/c/100/41' };
+    await s.commit({
+      tickets: [ticket('hubspot:42:1', { topic, companyId: 'co-acme' }), ticket('hubspot:42:2', { companyId: 'co-globex' })],
+      history: [entry('hubspot:42:1', 1, { at: T0 }), entry('hubspot:42:2', 1, { at: T0 + 1 })],
+    });
+    clock.set(T0 + DAY + HOUR);
+    const resolved = ticket('hubspot:42:1', { topic, companyId: 'co-acme', status: 'resolved', resolvedAt: T0 + DAY + HOUR, updatedAt: T0 + DAY + HOUR, seq: 2 });
+    await s.commit({ tickets: [resolved], history: [entry('hubspot:42:1', 2, { at: T0 + DAY + HOUR, kind: 'resolved' })] });
+    await s.compact();
+    const day1 = join(dir, 'history', '2025-01-06.jsonl');
+    const day2 = join(dir, 'history', '2025-01-07.jsonl');
+    const lines = (f: string) => readFileSync(f, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, { key: string }>);
+    expect(lines(day1).map((l) => l.h?.key)).toEqual(['hubspot:42:1#1', 'hubspot:42:2#1']);
+    expect(lines(day2).map((l) => l.h?.key)).toEqual(['hubspot:42:1#2']);
+    // Resolved an hour ago: still live (a reopen or a late reply finds it in memory).
+    expect(liveFile().tickets.map((t) => t.key)).toEqual(['hubspot:42:1', 'hubspot:42:2']);
+    expect(liveFile().history).toEqual([]);
+
+    clock.set(T0 + 2 * DAY + 2 * HOUR);
+    await s.compact();
+    expect(liveFile().tickets.map((t) => t.key)).toEqual(['hubspot:42:2']);
+    expect(lines(day2).map((l) => l.t?.key ?? l.h?.key)).toEqual(['hubspot:42:1#2', 'hubspot:42:1']);
+    expect(s.stats()).toMatchObject({ liveTickets: 1, knownTickets: 2, historyEntries: 3, historyInMemory: 0 });
+
+    const check = async (st: Store) => {
+      expect(await st.getTicket('hubspot:42:1')).toEqual(resolved);
+      expect((await st.findTicketByTopic('grp-vip', 41))?.key).toBe('hubspot:42:1');
+      expect((await st.tickets()).map((t) => t.key)).toEqual(['hubspot:42:1', 'hubspot:42:2']);
+      expect((await st.tickets({ open: false })).map((t) => t.key)).toEqual(['hubspot:42:1']);
+      expect((await st.tickets({ open: true })).map((t) => t.key)).toEqual(['hubspot:42:2']);
+      expect((await st.tickets({ agentId: 'alice', queueId: 'vip' })).length).toBe(2);
+      expect((await st.history({ companyId: 'co-acme' })).entries.map((e) => e.key)).toEqual(['hubspot:42:1#2', 'hubspot:42:1#1']);
+      expect((await st.history({ from: T0 + DAY })).entries.map((e) => e.key)).toEqual(['hubspot:42:1#2']);
+    };
+    await check(s);
+    await s.close();
+    stores.pop();
+    const again = await open({}, clock);
+    await check(again);
+
+    // Reopened: live again, and the newer version wins over the one in the dated file, across restarts too.
+    const reopened = { ...resolved, status: 'assigned' as const, resolvedAt: null, updatedAt: T0 + 3 * DAY, seq: 3 };
+    clock.set(T0 + 3 * DAY);
+    await again.commit({ tickets: [reopened] });
+    expect(await again.getTicket('hubspot:42:1')).toEqual(reopened);
+    expect((await again.tickets({ open: true })).map((t) => t.key)).toEqual(['hubspot:42:1', 'hubspot:42:2']);
+    const reresolved = { ...reopened, status: 'resolved' as const, resolvedAt: T0 + 3 * DAY, updatedAt: T0 + 3 * DAY + 1, seq: 4 };
+    await again.commit({ tickets: [reresolved] });
+    clock.set(T0 + 5 * DAY);
+    await again.compact();
+    await again.close();
+    stores.pop();
+    const third = await open({}, clock);
+    expect(await third.getTicket('hubspot:42:1')).toEqual(reresolved);
+    expect(liveFile().tickets.map((t) => t.key)).toEqual(['hubspot:42:2']);
+  });
+
+  it('keeps the live file and the log bounded while outcomes pile up, and forgets dedupe keys after the window', async () => {
+    const clock = fakeClock(T0);
+    const s = (await open({ compactWalBytes: 256 << 10, compactWalRecords: 1_000 }, clock)) as LowdbStore;
+    const sizes: number[] = [];
+    let maxWal = 0;
+    for (let n = 1; n <= 3_000; n++) {
+      // One outcome every 10 minutes, resolved 2 hours after it was routed (about 12 open at any time).
+      clock.advance(10 * 60_000);
+      const key = `hubspot:42:${n}`;
+      await s.recordInbound([`in:${key}`], clock.now());
+      await s.commit({ tickets: [ticket(key, { updatedAt: clock.now() })], jobs: [job(`route:${key}`, { ticketKey: key })], history: [entry(key, 1, { at: clock.now() })], counters: [{ op: 'load', agentId: 'alice', delta: 1 }] });
+      await s.commit({ completeJobs: [`route:${key}`] });
+      const old = `hubspot:42:${n - 12}`;
+      if (n > 12) await s.commit({ tickets: [ticket(old, { status: 'resolved', resolvedAt: clock.now(), updatedAt: clock.now() })], history: [entry(old, 2, { at: clock.now(), kind: 'resolved' })], counters: [{ op: 'load', agentId: 'alice', delta: -1 }] });
+      maxWal = Math.max(maxWal, s.stats().walBytes);
+      if (n % 1_000 === 0) {
+        await s.compact();
+        sizes.push(s.stats().liveFileBytes);
+      }
+    }
+    // 3,000 outcomes over 3 weeks: the live file holds a day of tickets either way.
+    expect(sizes[2]!).toBeLessThan(sizes[0]! * 1.5);
+    expect(maxWal).toBeLessThan(2 * (256 << 10));
+    expect(s.stats()).toMatchObject({ historyEntries: 3_000 * 2 - 12, knownTickets: 3_000 });
+    expect(s.stats().liveTickets).toBeLessThan(12 + 24 * 6 + 6);
+    // Inbound keys and completed step ids are remembered for a week, then forgotten.
+    expect(await s.recordInbound(['in:hubspot:42:3000'], clock.now())).toEqual([false]);
+    expect(await s.recordInbound(['in:hubspot:42:1'], clock.now())).toEqual([true]);
+    await s.commit({ jobs: [job('route:hubspot:42:3000')] });
+    expect(await s.pendingJobs()).toBe(0);
+    await s.close();
+    stores.pop();
+    const again = await open({}, clock);
+    expect(await again.recordInbound(['in:hubspot:42:2990'], clock.now())).toEqual([false]);
+    await again.commit({ jobs: [job('route:hubspot:42:2990')] });
+    expect(await again.pendingJobs()).toBe(0);
+    expect((await again.history({ limit: 1 })).total).toBe(3_000 * 2 - 12);
+  }, 60_000);
+
+  it('drops a torn last line of the log (never acknowledged) and keeps the rest', async () => {
+    const s = await open();
+    await s.commit({ tickets: [ticket('hubspot:42:1')] });
+    await s.commit({ tickets: [ticket('hubspot:42:2')] });
+    // What a kill in the middle of a write leaves: close without compacting by copying the files aside first.
+    const wal = readFileSync(join(dir, WAL_FILE), 'utf8');
+    await s.close();
+    stores.pop();
+    writeFileSync(join(dir, WAL_FILE), wal + wal.split('\n')[1]!.replace('"n":2', '"n":3').slice(0, 40));
+    rmSync(join(dir, LIVE_FILE));
+    const again = await open();
+    expect((await again.tickets()).map((t) => t.key)).toEqual(['hubspot:42:1', 'hubspot:42:2']);
+    await again.commit({ tickets: [ticket('hubspot:42:3')] });
+    await again.close();
+    stores.pop();
+    const third = await open();
+    expect((await third.tickets()).map((t) => t.key)).toEqual(['hubspot:42:1', 'hubspot:42:2', 'hubspot:42:3']);
+  });
+
+  it('refuses to start over a damaged live file instead of starting empty', async () => {
+    const s = await open();
+    await s.commit({ tickets: [ticket('hubspot:42:1')] });
+    await s.close();
+    stores.pop();
+    writeFileSync(join(dir, LIVE_FILE), '{"format":"tierline-lowdb","tick');
+    await expect(openLowdbStore({ dir, clock: fakeClock() })).rejects.toThrow(/not valid JSON.*Restore the file from a backup/);
+    writeFileSync(join(dir, LIVE_FILE), '{"tickets": 3}');
+    await expect(openLowdbStore({ dir, clock: fakeClock() })).rejects.toThrow(/not a Tierline lowdb store file/);
+    // The failed opens released the lock.
+    expect(existsSync(join(dir, LOCK_FILE))).toBe(false);
+  });
+
+  it('rejects a malformed batch without saving any of it', async () => {
+    const s = await open();
+    const bad = { tickets: [ticket('hubspot:42:1')], history: [{ ...entry('hubspot:42:1', 1), at: 'yesterday' }] } as unknown as Batch;
+    await expect(s.commit(bad)).rejects.toThrow(/malformed change \(history\[0\]\.at is not a number\); nothing was saved/);
+    expect(await s.getTicket('hubspot:42:1')).toBeNull();
+    await s.commit({ tickets: [ticket('hubspot:42:1')] });
+    expect(await s.getTicket('hubspot:42:1')).not.toBeNull();
+  });
+
+  it('exports the whole state, closed history included (what migrate-store imports)', async () => {
+    const clock = fakeClock(T0);
+    const s = await open({}, clock);
+    await s.saveConfig(routingConfig(), { author: 'ana', note: 'first', at: T0 });
+    await s.commit({ tickets: [ticket('hubspot:42:1', { status: 'resolved', resolvedAt: T0 })], history: [entry('hubspot:42:1', 1)], jobs: [job('j1')] });
+    await s.commit({ completeJobs: ['j0'] });
+    await s.recordInbound(['in:1'], T0);
+    await s.kvPut('hubspot:tokens', 'p', { sealed: 'x' });
+    clock.set(T0 + 2 * DAY);
+    await s.compact();
+    await s.close();
+    stores.pop();
+    const state = await readLowdbState(dir, { clock });
+    expect(state.configs.map((c) => c.version)).toEqual([1]);
+    expect([...state.tickets.keys()]).toEqual(['hubspot:42:1']);
+    expect(state.history.map((h) => h.key)).toEqual(['hubspot:42:1#1']);
+    expect([...state.jobs.keys()]).toEqual(['j1']);
+    expect([...state.doneJobs.keys()]).toEqual(['j0']);
+    expect([...state.inbound.keys()]).toEqual(['in:1']);
+    expect(state.kv.get('hubspot:tokens')?.get('p')).toEqual({ sealed: 'x' });
+  });
+
+  function liveFile(): { tickets: TicketRecord[]; history: unknown[] } {
+    return JSON.parse(readFileSync(join(dir, LIVE_FILE), 'utf8')) as { tickets: TicketRecord[]; history: unknown[] };
+  }
+});
+
+function rng(seed: number) {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
