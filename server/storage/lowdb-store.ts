@@ -247,6 +247,8 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
   const live = new Map<string, TicketRecord>();
   const metas = new Map<string, TicketMeta>();
   const topics = new Map<string, string[]>();
+  /** Company id -> its tickets' keys, for the history company filter (which follows each ticket's current company). */
+  const companies = new Map<string, Set<string>>();
   const jobs = new Map<string, Job>();
   const doneJobs = new Map<string, number>();
   const inbound = new Map<string, number>();
@@ -293,7 +295,20 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
       }
       m.topic = topic;
     }
-    m.companyId = t.companyId ?? null;
+    const company = t.companyId ?? null;
+    if (m.companyId !== company) {
+      if (m.companyId !== null) {
+        const set = companies.get(m.companyId);
+        set?.delete(t.key);
+        if (set?.size === 0) companies.delete(m.companyId);
+      }
+      if (company !== null) {
+        let set = companies.get(company);
+        if (!set) companies.set(company, (set = new Set()));
+        set.add(t.key);
+      }
+      m.companyId = company;
+    }
     m.agentId = t.agentId ?? null;
     m.queueId = t.queueId ?? null;
     m.updatedAt = t.updatedAt;
@@ -944,8 +959,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
       let company: Set<number> | null = null;
       if (q.companyId) {
         company = new Set();
-        for (const [key, m] of metas) {
-          if (m.companyId !== q.companyId) continue;
+        for (const key of companies.get(q.companyId) ?? []) {
           const id = index.tickets.get(key);
           if (id !== undefined) company.add(id);
         }

@@ -41,11 +41,13 @@ function keysOf(s: MemoryState): Set<string> {
   return k.keys;
 }
 
-/** Drops completed job ids and inbound keys older than the dedupe window (both only matter within it). */
-export function pruneState(s: MemoryState, now: number): void {
+/**
+ * Drops completed job ids or inbound keys older than the dedupe window (they only matter within it). Each map is
+ * pruned on its own time line: job ids by the store's clock (commits), inbound keys by the times callers pass.
+ */
+export function pruneOlder(m: Map<string, number>, now: number): void {
   const cutoff = now - DEDUPE_WINDOW_MS;
-  for (const [id, at] of s.doneJobs) if (at < cutoff) s.doneJobs.delete(id);
-  for (const [k, at] of s.inbound) if (at < cutoff) s.inbound.delete(k);
+  for (const [k, at] of m) if (at < cutoff) m.delete(k);
 }
 
 /** Applies a batch to the state (shared with adapters that keep state in memory and persist elsewhere). */
@@ -86,12 +88,12 @@ export function createMemoryStore(opts: { clock?: Clock } = {}): Store {
   const clock = opts.clock ?? { now: () => Date.now() };
   const s = emptyState();
   let chain: Promise<unknown> = Promise.resolve();
-  // Pruning walks both maps, so it runs at most once per simulated minute rather than on every call.
-  let prunedAt = -Infinity;
-  const prune = (now: number) => {
-    if (now - prunedAt < 60_000) return;
-    prunedAt = now;
-    pruneState(s, now);
+  // Pruning walks a whole map, so it runs at most once per (simulated) minute rather than on every call.
+  const prunedAt = new Map<Map<string, number>, number>();
+  const prune = (m: Map<string, number>, now: number) => {
+    if (now - (prunedAt.get(m) ?? -Infinity) < 60_000) return;
+    prunedAt.set(m, now);
+    pruneOlder(m, now);
   };
 
   const open = (t: TicketRecord) => t.status !== 'resolved' && t.status !== 'failed';
@@ -110,7 +112,7 @@ export function createMemoryStore(opts: { clock?: Clock } = {}): Store {
       return clone([...s.configs].reverse());
     },
     async recordInbound(keys, at) {
-      prune(at);
+      prune(s.inbound, at);
       // A key seen longer ago than the window counts as new again, whether or not pruning has dropped it yet.
       return keys.map((k) => {
         const seen = s.inbound.get(k);
@@ -143,7 +145,7 @@ export function createMemoryStore(opts: { clock?: Clock } = {}): Store {
     async commit(batch) {
       const now = clock.now();
       applyBatch(s, batch, now);
-      prune(now);
+      prune(s.doneJobs, now);
     },
     exclusive<T>(fn: () => Promise<T>): Promise<T> {
       const run = chain.then(fn, fn);

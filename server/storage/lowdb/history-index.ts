@@ -209,8 +209,19 @@ export class HistoryIndex {
       total++;
     };
 
-    if (ticket !== null) {
-      const own = (this.byTicket[ticket] ?? []).filter((id) => this.at[id]! >= from && this.at[id]! <= to);
+    // One ticket's entries, or a small company's, are cheaper to gather and sort than the whole order is to scan.
+    let few: number[] | null = null;
+    if (ticket !== null) few = this.byTicket[ticket] ?? [];
+    else if (companyTickets) {
+      let count = 0;
+      for (const t of companyTickets) count += this.byTicket[t]?.length ?? 0;
+      if (count < this.n / 8) {
+        few = [];
+        for (const t of companyTickets) for (const id of this.byTicket[t] ?? []) few.push(id);
+      }
+    }
+    if (few) {
+      const own = few.filter((id) => this.at[id]! >= from && this.at[id]! <= to);
       own.sort((a, b) => this.#cmp(b, a));
       for (const id of own) visit(id);
     } else {
