@@ -28,7 +28,7 @@
 // Reading: everything live is in memory. History is an in-memory columnar index (history-index.ts) pointing at the
 // lines in the dated files, which are read by offset for the page asked; closed tickets moved out of the live file
 // are likewise read from their line. Opening scans the dated files once to rebuild the indexes.
-import { closeSync, fsyncSync, openSync, statSync, renameSync, write as fsWrite, fdatasync as fsFdatasync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, statSync, renameSync, write as fsWrite, fdatasync as fsFdatasync } from 'node:fs';
 import { mkdir, readdir, truncate, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -455,6 +455,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     .sort((a, b) => a.upTo - b.upTo);
   let lastApplied = walSeq;
   let replayed = 0;
+  let replayedCurrent = 0;
   const walFiles = [...oldWals.map((w) => join(dir, w.name)), walPath];
   for (let fi = 0; fi < walFiles.length; fi++) {
     const path = walFiles[fi]!;
@@ -482,6 +483,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
         applyRecord(r);
         lastApplied = r.n;
         replayed++;
+        if (isLast) replayedCurrent++;
       });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
@@ -505,7 +507,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
   let walFd = openSync(walPath, 'a');
   fsyncDir(dir);
   let walBytes = statSync(walPath).size;
-  let walRecords = replayed;
+  let walRecords = replayedCurrent;
   let lastSeq = lastApplied;
   log.info('lowdb store open', { dir, tickets: live.size, closedTickets: metas.size - live.size, historyEntries: index.n, replayed, tornFiles: torn, ms: Math.round(performance.now() - startedMs) });
 
@@ -580,7 +582,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
   }
 
   // ------------------------------------------------------------ compaction
-  type Frozen = { seq: number; historyIds: number[]; rotating: TicketRecord[]; dedupe: { inbound: [string, number][]; done: [string, number][] }; snapshot: LiveFile; rotatedWal: boolean };
+  type Frozen = { seq: number; historyIds: number[]; rotating: TicketRecord[]; dedupe: { inbound: [string, number][]; done: [string, number][] }; snapshot: LiveFile };
 
   /** Runs between two log writes: captures what the next live file holds and switches the log to a new file. */
   function freeze(): Frozen {
@@ -613,17 +615,16 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
       doneJobs: [],
       history: [],
     };
-    let rotatedWal = false;
-    if (walRecords > 0) {
+    // Records in the current log are all newer than any older log's, so its name is free whenever it holds one.
+    if (walRecords > 0 && !existsSync(`${walPath}.${lastApplied}`)) {
       closeSync(walFd);
       renameSync(walPath, `${walPath}.${lastApplied}`);
       walFd = openSync(walPath, 'a');
       fsyncDir(dir);
       walBytes = 0;
       walRecords = 0;
-      rotatedWal = true;
     }
-    return { seq: lastApplied, historyIds: [...index.pending.keys()], rotating, dedupe, snapshot, rotatedWal };
+    return { seq: lastApplied, historyIds: [...index.pending.keys()], rotating, dedupe, snapshot };
   }
 
   async function writeOut(f: Frozen): Promise<void> {
@@ -641,8 +642,9 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     }
     for (const t of f.rotating)
       put(dateName(t.resolvedAt ?? t.updatedAt), JSON.stringify({ t }), (loc) => {
-        noteTicket(t, loc);
-        // Unless it changed since the freeze (reopened), it now lives in its dated file only.
+        metas.get(t.key)!.loc = loc;
+        // Unless it changed since the freeze (reopened), it now lives in its dated file only; if it changed, the
+        // live version (and its metadata) wins until it is closed and moved out again.
         if (live.get(t.key) === t) live.delete(t.key);
       });
     for (const [k, at] of f.dedupe.inbound) put(dateName(at), JSON.stringify({ i: k, at }), none);
@@ -675,6 +677,10 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
   }
 
   function startCompaction(): void {
+    if (compacting) {
+      wantCompact = true;
+      return;
+    }
     wantCompact = false;
     const f = freeze();
     compacting = writeOut(f)

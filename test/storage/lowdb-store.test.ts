@@ -193,6 +193,31 @@ describe('lowdb store on disk', () => {
     expect(liveFile().tickets.map((t) => t.key)).toEqual(['hubspot:42:2']);
   });
 
+  it('keeps a ticket reopened while a compaction is moving it out', async () => {
+    const clock = fakeClock(T0);
+    const s = await open({}, clock);
+    const closed = ticket('hubspot:42:1', { status: 'resolved', resolvedAt: T0, updatedAt: T0, agentId: 'alice', companyId: 'co-old' });
+    await s.commit({ tickets: [closed], history: [entry('hubspot:42:1', 1)] });
+    clock.set(T0 + 2 * DAY);
+    const moving = s.compact();
+    await Promise.resolve();
+    await Promise.resolve();
+    const reopened = { ...closed, status: 'assigned' as const, resolvedAt: null, agentId: 'bruno', companyId: 'co-new', updatedAt: T0 + 2 * DAY };
+    await s.commit({ tickets: [reopened] });
+    await moving;
+    expect(await s.getTicket('hubspot:42:1')).toEqual(reopened);
+    expect((await s.tickets({ open: true, agentId: 'bruno' })).map((t) => t.key)).toEqual(['hubspot:42:1']);
+    expect(await s.tickets({ agentId: 'alice' })).toEqual([]);
+    expect((await s.history({ companyId: 'co-new' })).total).toBe(1);
+    expect((await s.history({ companyId: 'co-old' })).total).toBe(0);
+    await s.compact();
+    await s.close();
+    stores.pop();
+    const again = await open({}, clock);
+    expect(await again.getTicket('hubspot:42:1')).toEqual(reopened);
+    expect(await again.tickets({ agentId: 'alice' })).toEqual([]);
+  });
+
   it('keeps the live file and the log bounded while outcomes pile up, and forgets dedupe keys after the window', async () => {
     const clock = fakeClock(T0);
     const s = (await open({ compactWalBytes: 256 << 10, compactWalRecords: 1_000 }, clock)) as LowdbStore;
