@@ -3,7 +3,7 @@
 //
 // Layout of DATA_DIR:
 //   tierline.json               live state, written through lowdb's Low with a durable adapter (temp file, fsync,
-//                               rename, fsync dir): config versions, live tickets (open, and closed ones for a day),
+//                               rename, fsync dir): config versions, live tickets (open, and closed ones for an hour),
 //                               pending and dead jobs, timers, counters, connector records, and walSeq, the last
 //                               log record it includes.
 //   tierline.wal                write-ahead log, one JSON record per line ({n, op, ...}): every change since the
@@ -51,7 +51,10 @@ export type LowdbStoreOptions = {
   dir: string;
   clock: Clock;
   logger?: Logger;
-  /** Closed (resolved or failed) tickets stay in the live file this long before moving to the dated files (24 h). */
+  /**
+   * Closed (resolved or failed) tickets stay in the live file this long before moving to the dated files (1 h). They
+   * stay readable (getTicket, tickets(), by topic) from there; the live file and each compaction stay small.
+   */
   closedTicketRetentionMs?: number;
   /** Compact once the log holds this many bytes (default 4 MiB) ... */
   compactWalBytes?: number;
@@ -237,7 +240,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
   const { dir, histDir, walPath, livePath } = paths;
   const clock = opts.clock;
   const log = opts.logger ?? silent;
-  const retentionMs = opts.closedTicketRetentionMs ?? 24 * 3600_000;
+  const retentionMs = opts.closedTicketRetentionMs ?? 3600_000;
   const compactWalBytes = opts.compactWalBytes ?? 4 << 20;
   const compactWalRecords = opts.compactWalRecords ?? 20_000;
   const compactEveryMs = opts.compactEveryMs ?? 5 * 60_000;

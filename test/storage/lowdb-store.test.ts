@@ -133,7 +133,7 @@ describe('lowdb store on disk', () => {
     for (const n of child.acks) expect(await after.getTicket(`hubspot:42:${n}`)).not.toBeNull();
   }, 30_000);
 
-  it('moves history entries and day-old closed tickets into dated files, and still finds them', async () => {
+  it('moves history entries, and tickets closed for over an hour, into dated files, and still finds them', async () => {
     const clock = fakeClock(T0);
     const s = await open({}, clock);
     const topic = { groupId: 'grp-vip', topicId: 41, link: 'https://t.me/c/100/41' };
@@ -150,7 +150,7 @@ describe('lowdb store on disk', () => {
     const lines = (f: string) => readFileSync(f, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, { key: string }>);
     expect(lines(day1).map((l) => l.h?.key)).toEqual(['hubspot:42:1#1', 'hubspot:42:2#1']);
     expect(lines(day2).map((l) => l.h?.key)).toEqual(['hubspot:42:1#2']);
-    // Resolved an hour ago: still live (a reopen or a late reply finds it in memory).
+    // Just resolved: still live for a while (the close-topic and write-back steps that follow read it from memory).
     expect(liveFile().tickets.map((t) => t.key)).toEqual(['hubspot:42:1', 'hubspot:42:2']);
     expect(liveFile().history).toEqual([]);
 
@@ -238,11 +238,11 @@ describe('lowdb store on disk', () => {
         sizes.push(s.stats().liveFileBytes);
       }
     }
-    // 3,000 outcomes over 3 weeks: the live file holds a day of tickets either way.
+    // 3,000 outcomes over 3 weeks: the live file holds the open tickets and the last hour's closed ones either way.
     expect(sizes[2]!).toBeLessThan(sizes[0]! * 1.5);
     expect(maxWal).toBeLessThan(2 * (256 << 10));
     expect(s.stats()).toMatchObject({ historyEntries: 3_000 * 2 - 12, knownTickets: 3_000 });
-    expect(s.stats().liveTickets).toBeLessThan(12 + 24 * 6 + 6);
+    expect(s.stats().liveTickets).toBeLessThan(12 + 6 + 6);
     // Inbound keys and completed step ids are remembered for a week, then forgotten.
     expect(await s.recordInbound(['in:hubspot:42:3000'], clock.now())).toEqual([false]);
     expect(await s.recordInbound(['in:hubspot:42:1'], clock.now())).toEqual([true]);

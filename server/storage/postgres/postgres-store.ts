@@ -264,16 +264,31 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
     },
 
     async saveConfig(config, meta) {
-      // Versions are consecutive across instances: a transaction-level lock orders concurrent saves.
-      const r = await q<ConfigRow & { config: RoutingConfig }>(
-        'saving the routing configuration',
-        `WITH l AS (SELECT pg_advisory_xact_lock(${LOCK_SPACE}, ${LOCK_CONFIG}))
-         INSERT INTO configs (version, config, saved_at, author, note)
-         SELECT coalesce((SELECT max(version) FROM configs), 0) + 1, $1::json, $2, $3, $4 FROM l
-         RETURNING version, config, saved_at, author, note`,
-        [JSON.stringify(config), meta.at, meta.author, meta.note],
-      );
-      return toConfig(r.rows[0]!);
+      // Versions are consecutive across instances: a transaction-level lock orders concurrent saves. The lock is taken
+      // in its own statement so that the INSERT's snapshot (READ COMMITTED: one per statement) sees the previous save.
+      if (closed) throw new AppError('internal', 'The PostgreSQL store is closed (saving the routing configuration); this is a shutdown-order bug.');
+      let client: pg.PoolClient;
+      try {
+        client = await pool.connect();
+      } catch (err) {
+        throw pgError(err, 'saving the routing configuration');
+      }
+      try {
+        await client.query(`BEGIN; SELECT pg_advisory_xact_lock(${LOCK_SPACE}, ${LOCK_CONFIG})`);
+        const r = await client.query<ConfigRow & { config: RoutingConfig }>(
+          `INSERT INTO configs (version, config, saved_at, author, note)
+           SELECT coalesce((SELECT max(version) FROM configs), 0) + 1, $1::json, $2, $3, $4
+           RETURNING version, config, saved_at, author, note`,
+          [JSON.stringify(config), meta.at, meta.author, meta.note],
+        );
+        await client.query('COMMIT');
+        return toConfig(r.rows[0]!);
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw pgError(err, 'saving the routing configuration');
+      } finally {
+        client.release();
+      }
     },
 
     async configVersions() {
