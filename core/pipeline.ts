@@ -42,11 +42,16 @@ export type PipelineOptions = {
   /** Telegram pacing can hold a send for minutes; a lease shorter than that would let a second worker run it. */
   leaseMs: number;
   batchSize: number;
+  /**
+   * Steps in flight at once. Claimed steps do not wait for each other: a Telegram send held back by flood control
+   * waits in the connector's priority queue while other tickets' steps (and higher tiers' sends) go ahead.
+   */
+  maxInFlight: number;
   /** How long an agent may be offline (presence) before their unanswered tickets move. */
   offlineGraceMs: number;
 };
 
-const DEFAULTS: PipelineOptions = { maxAttempts: 8, backoffBaseMs: 1_000, backoffMaxMs: 5 * 60_000, leaseMs: 10 * 60_000, batchSize: 32, offlineGraceMs: 2 * 60_000 };
+const DEFAULTS: PipelineOptions = { maxAttempts: 8, backoffBaseMs: 1_000, backoffMaxMs: 5 * 60_000, leaseMs: 10 * 60_000, batchSize: 32, maxInFlight: 256, offlineGraceMs: 2 * 60_000 };
 
 export type PipelineDeps = {
   store: Store;
@@ -711,22 +716,35 @@ export function createPipeline(deps: PipelineDeps) {
     }
   }
 
-  /** Runs due jobs and timers once. Returns how much work was done, so the worker can loop while busy. */
-  async function runDue(): Promise<{ jobs: number; timers: number }> {
-    const now = clock.now();
-    const jobs = await store.claimJobs(now, opt.batchSize, opt.leaseMs);
-    // Different tickets run in parallel; one ticket's steps run in order (a reply before a /resolve stays first).
-    const byTicket = new Map<string, Job[]>();
-    for (const j of jobs) {
-      const list = byTicket.get(j.ticketKey);
-      if (list) list.push(j);
-      else byTicket.set(j.ticketKey, [j]);
-    }
-    await Promise.all(
-      [...byTicket.values()].map(async (list) => {
-        for (const j of list) await runJob(j);
-      }),
-    );
+  // Steps in flight, by job id, and the last step of each ticket: one ticket's steps run in claim order (a reply
+  // before a /resolve stays first); different tickets run side by side.
+  const inFlight = new Map<string, Promise<void>>();
+  const chains = new Map<string, Promise<void>>();
+
+  function launch(j: Job): void {
+    // Claimed again while still running here (its lease ran out during a long flood wait): the run in progress counts.
+    if (inFlight.has(j.id)) return;
+    const before = chains.get(j.ticketKey) ?? Promise.resolve();
+    const run: Promise<void> = before
+      .then(() => runJob(j))
+      .catch((err) => log.error('step runner failed', { job: j.id, error: errorMessage(err) }))
+      .finally(() => {
+        inFlight.delete(j.id);
+        if (chains.get(j.ticketKey) === run) chains.delete(j.ticketKey);
+        deps.wake?.();
+      });
+    inFlight.set(j.id, run);
+    chains.set(j.ticketKey, run);
+  }
+
+  /**
+   * Claims due steps up to the free in-flight slots and starts them without waiting for them, then fires due timers.
+   * The worker calls it in a loop while it finds work; a finishing step wakes the worker to refill its slot.
+   */
+  async function pump(): Promise<{ jobs: number; timers: number }> {
+    const free = opt.maxInFlight - inFlight.size;
+    const jobs = free > 0 ? await store.claimJobs(clock.now(), Math.min(free, opt.batchSize), opt.leaseMs) : [];
+    for (const j of jobs) launch(j);
     const timers = await store.dueTimers(clock.now(), opt.batchSize);
     for (const t of timers) {
       try {
@@ -738,5 +756,17 @@ export function createPipeline(deps: PipelineDeps) {
     return { jobs: jobs.length, timers: timers.length };
   }
 
-  return { intake, onMessengerEvent, setAgentStatus, assignWaiting, reassign, resolve, escalate, runDue, currentRouter, routingFields };
+  /** Resolves once every step started so far has finished (shutdown, tests). */
+  async function drain(): Promise<void> {
+    while (inFlight.size) await Promise.all([...inFlight.values()]);
+  }
+
+  /** Runs due jobs and timers once and waits for them (tests step through the pipeline with it). */
+  async function runDue(): Promise<{ jobs: number; timers: number }> {
+    const r = await pump();
+    await drain();
+    return r;
+  }
+
+  return { intake, onMessengerEvent, setAgentStatus, assignWaiting, reassign, resolve, escalate, runDue, pump, drain, currentRouter, routingFields };
 }

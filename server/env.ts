@@ -17,6 +17,7 @@ const EnvSchema = z.object({
   SECRETS_KEY: z.string().optional(),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'DATABASE_URL must start with postgres://').optional(),
+  INSTANCE_ID: z.string().regex(/^[\w.-]{1,64}$/, 'INSTANCE_ID may use letters, digits, dot, dash and underscore (up to 64)').optional(),
   SAMPLE_TICKETS_PER_MINUTE: z.coerce.number().min(0).max(6000).default(6),
 
   HUBSPOT_ACCESS_TOKEN: z.string().min(1).optional(),

@@ -4,7 +4,11 @@ import type { Logger } from '../core/ports.ts';
 
 export type Worker = { wake(): void; stop(): Promise<void>; idle(): Promise<void> };
 
-export function startWorker(runDue: () => Promise<{ jobs: number; timers: number }>, logger: Logger, opts: { pollMs?: number } = {}): Worker {
+/**
+ * runDue claims and starts due work and says how much it found; with `drain`, steps may still be running when it
+ * returns (the pipeline's pump), and stop() waits for them.
+ */
+export function startWorker(runDue: () => Promise<{ jobs: number; timers: number }>, logger: Logger, opts: { pollMs?: number; drain?: () => Promise<void>; stopGraceMs?: number } = {}): Worker {
   const pollMs = opts.pollMs ?? 250;
   let stopped = false;
   let timer: NodeJS.Timeout | null = null;
@@ -53,6 +57,13 @@ export function startWorker(runDue: () => Promise<{ jobs: number; timers: number
       stopped = true;
       if (timer) clearTimeout(timer);
       await running;
+      // Steps still running get a moment to finish; one held longer (a Telegram flood wait) stays claimed in the store
+      // and runs again after a restart (lowdb) or once its lease lapses (PostgreSQL). Every step is idempotent.
+      if (opts.drain) {
+        let t: NodeJS.Timeout | undefined;
+        await Promise.race([opts.drain(), new Promise<void>((ok) => (t = setTimeout(ok, opts.stopGraceMs ?? 10_000)))]);
+        clearTimeout(t);
+      }
     },
     /** Resolves after the next pass that found nothing left to do (tests and the bench use it). */
     idle() {
