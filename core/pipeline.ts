@@ -63,6 +63,11 @@ export type PipelineDeps = {
   /** Called when new work is queued, so the worker can run at once instead of at its next poll. */
   wake?: () => void;
   options?: Partial<PipelineOptions>;
+  /**
+   * Wraps every step run (instrumentation: the server measures each step's own time against time spent waiting on
+   * upstream calls). Must call run() exactly once and return its result.
+   */
+  observeStep?: (job: Job, run: () => Promise<void>) => Promise<void>;
 };
 
 /** History kinds that reps see on the CRM record. SLA reminders stay in Tierline's own history. */
@@ -698,7 +703,7 @@ export function createPipeline(deps: PipelineDeps) {
 
   async function runJob(j: Job): Promise<void> {
     try {
-      await handlers[j.kind](j);
+      await (deps.observeStep ? deps.observeStep(j, () => handlers[j.kind](j)) : handlers[j.kind](j));
     } catch (err) {
       const attempts = j.attempts + 1;
       const retryable = isRetryable(err) && attempts < opt.maxAttempts;

@@ -3,6 +3,7 @@
 import type { Metrics } from '../core/ports.ts';
 
 const BUCKETS: Record<string, number[]> = {
+  fine: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
   default: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
   seconds: [5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 28800, 86400],
 };
@@ -21,6 +22,8 @@ const HELP: Record<string, string> = {
   tierline_upstream_errors_total: 'Errors from HubSpot, Salesforce or Telegram',
   tierline_rate_limit_waits_total: 'Times an upstream rate limit made us wait',
   tierline_http_request_seconds: 'HTTP request duration',
+  tierline_step_own_seconds: 'Pipeline step time spent in the service itself (routing, store, scheduling)',
+  tierline_step_upstream_seconds: 'Pipeline step time spent waiting on HubSpot, Salesforce or Telegram',
 };
 
 type Series = { labels: Record<string, string>; value: number; buckets?: number[]; sum?: number; count?: number };
@@ -41,7 +44,9 @@ export function createRegistry(): Registry {
   const counters = new Map<string, Map<string, Series>>();
   const histograms = new Map<string, Map<string, Series>>();
   const gauges: { name: string; help: string; read: () => Promise<{ labels?: Record<string, string>; value: number }[]> }[] = [];
-  const bucketsOf = (name: string) => (name.endsWith('_seconds') && !name.startsWith('tierline_http') && !name.startsWith('tierline_notify') ? BUCKETS.seconds! : BUCKETS.default!);
+  // Business durations (first response, resolution) span hours; request and step durations span milliseconds.
+  const bucketsOf = (name: string) =>
+    name.startsWith('tierline_step_') ? BUCKETS.fine! : name.endsWith('_seconds') && !name.startsWith('tierline_http') && !name.startsWith('tierline_notify') ? BUCKETS.seconds! : BUCKETS.default!;
   return {
     inc(name, labels = {}, by = 1) {
       const m = counters.get(name) ?? new Map<string, Series>();

@@ -30,6 +30,7 @@ import { sampleSubject, startGenerator, type Generator, type TicketSource } from
 import { openLowdbStore } from './storage/lowdb-store.ts';
 import { openPostgresStore } from './storage/postgres/postgres-store.ts';
 import { followerExcludes, startLeaderElection, type Leader } from './storage/postgres/leader.ts';
+import { createStepTiming, type StepTiming } from './step-timing.ts';
 import { startWorker, type Worker } from './worker.ts';
 
 export type Service = {
@@ -39,6 +40,7 @@ export type Service = {
   store: Store;
   pipeline: Pipeline;
   metrics: Registry;
+  timing: StepTiming;
   worker: Worker;
   generator: Generator | null;
   forum: SandboxForum | null;
@@ -217,7 +219,19 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
   };
 
   const byCrm = new Map(crms.map((c) => [c.id, c.crm]));
-  pipeline = createPipeline({ store, clock, logger: log.child({ component: 'pipeline' }), metrics, crm: (id) => byCrm.get(id), messenger, wake: () => worker?.wake(), options: opts.pipeline });
+  const timing = createStepTiming(metrics, clock);
+  const timedCrm = new Map([...byCrm].map(([id, port]) => [id, timing.upstream(port)]));
+  pipeline = createPipeline({
+    store,
+    clock,
+    logger: log.child({ component: 'pipeline' }),
+    metrics,
+    crm: (id) => timedCrm.get(id),
+    messenger: timing.upstream(messenger),
+    wake: () => worker?.wake(),
+    observeStep: timing.observeStep,
+    options: opts.pipeline,
+  });
 
   const configService = createConfigService(store, clock, async () => {
     groupsCache = await groups();
@@ -299,6 +313,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
     store,
     pipeline,
     metrics,
+    timing,
     worker,
     generator,
     forum,

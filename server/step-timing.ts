@@ -1,0 +1,87 @@
+// Where a ticket's time goes: each pipeline step's wall time split into time spent waiting on upstream calls (CRM
+// and Telegram ports) and the service's own time (routing, store writes, scheduling). Operators read it from /metrics
+// (tierline_step_own_seconds, tierline_step_upstream_seconds); the end-to-end benchmark reads the per-ticket sums.
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { Clock, Job } from '../core/ports.ts';
+import type { Registry } from './metrics.ts';
+
+type StepContext = { active: number; since: number; upstreamMs: number };
+
+export type TicketTiming = { steps: number; ownMs: number; upstreamMs: number; pickupMs: number };
+
+export type StepTiming = {
+  /** Wraps a port so that time inside its calls counts as upstream time of the step that made them. */
+  upstream<T extends object>(port: T): T;
+  /** For PipelineDeps.observeStep. */
+  observeStep(job: Job, run: () => Promise<void>): Promise<void>;
+  /** Per-ticket sums for the most recent tickets (bounded). */
+  ticket(key: string): TicketTiming | undefined;
+};
+
+const KEEP_TICKETS = 20_000;
+
+export function createStepTiming(metrics: Registry, clock: Clock): StepTiming {
+  const als = new AsyncLocalStorage<StepContext>();
+  const tickets = new Map<string, TicketTiming>();
+  const now = () => performance.now();
+
+  const enter = (ctx: StepContext) => {
+    if (ctx.active++ === 0) ctx.since = now();
+  };
+  // Calls of one step may overlap (a card post and a pin in parallel); the union of their intervals is what the step
+  // waited, so the clock only runs while at least one call is open.
+  const leave = (ctx: StepContext) => {
+    if (--ctx.active === 0) ctx.upstreamMs += now() - ctx.since;
+  };
+
+  return {
+    upstream<T extends object>(port: T): T {
+      return new Proxy(port, {
+        get(target, prop, receiver) {
+          const v = Reflect.get(target, prop, receiver) as unknown;
+          if (typeof v !== 'function') return v;
+          return (...args: unknown[]) => {
+            const ctx = als.getStore();
+            if (!ctx) return (v as (...a: unknown[]) => unknown).apply(target, args);
+            enter(ctx);
+            let out: unknown;
+            try {
+              out = (v as (...a: unknown[]) => unknown).apply(target, args);
+            } catch (err) {
+              leave(ctx);
+              throw err;
+            }
+            if (out instanceof Promise) return out.finally(() => leave(ctx));
+            leave(ctx);
+            return out;
+          };
+        },
+      });
+    },
+
+    async observeStep(job, run) {
+      const ctx: StepContext = { active: 0, since: 0, upstreamMs: 0 };
+      // How long the step sat due before it started (the worker's scheduling share).
+      const pickupMs = Math.max(0, clock.now() - job.nextAt);
+      const t0 = now();
+      try {
+        await als.run(ctx, run);
+      } finally {
+        const wall = now() - t0;
+        const own = Math.max(0, wall - ctx.upstreamMs);
+        metrics.observe('tierline_step_own_seconds', { kind: job.kind }, own / 1000);
+        metrics.observe('tierline_step_upstream_seconds', { kind: job.kind }, ctx.upstreamMs / 1000);
+        const t = tickets.get(job.ticketKey) ?? { steps: 0, ownMs: 0, upstreamMs: 0, pickupMs: 0 };
+        t.steps++;
+        t.ownMs += own;
+        t.upstreamMs += ctx.upstreamMs;
+        t.pickupMs += pickupMs;
+        tickets.delete(job.ticketKey);
+        tickets.set(job.ticketKey, t);
+        if (tickets.size > KEEP_TICKETS) tickets.delete(tickets.keys().next().value!);
+      }
+    },
+
+    ticket: (key) => tickets.get(key),
+  };
+}

@@ -1,0 +1,105 @@
+// The composition root as `npm start` runs it with no credentials: every connector against its sandbox, the lowdb
+// store in DATA_DIR. A ticket created in the HubSpot sandbox and a Case created in the Salesforce sandbox each go
+// through signed webhooks, fresh reads, routing, a Telegram topic with the card, and the write-back; a restart on the
+// same data directory neither loses nor repeats any of it.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../server/logger.ts';
+import { loadEnv } from '../../server/env.ts';
+import { startService, type Service } from '../../server/service.ts';
+
+const dirs: string[] = [];
+const services: Service[] = [];
+afterEach(async () => {
+  for (const s of services.splice(0)) await s.stop();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+async function start(dir: string): Promise<Service> {
+  const env = loadEnv({ DATA_DIR: dir, PORT: '0', HOST: '127.0.0.1', SAMPLE_TICKETS_PER_MINUTE: '0' });
+  const s = await startService({ env, logger: silentLogger, simulatedAgents: false });
+  services.push(s);
+  return s;
+}
+
+async function until<T>(what: string, probe: () => T | null | undefined | false, ms = 10_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = probe();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const allTopics = (s: Service) => s.forum!.groups().flatMap((g) => s.forum!.topics(g.channelId).map((t) => ({ ...t, channelId: g.channelId })));
+
+describe('the service in sandbox mode (npm start without credentials)', () => {
+  it('routes a HubSpot ticket and a Salesforce Case into Telegram topics and writes the outcome back', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tierline-service-'));
+    dirs.push(dir);
+    const s = await start(dir);
+
+    const ready = await (await fetch(`${s.url}/readyz`)).json();
+    expect(ready).toMatchObject({ ok: true, connectors: { hubspot: { mode: 'sandbox', ok: true }, salesforce: { mode: 'sandbox', ok: true }, telegram: { mode: 'sandbox', ok: true } } });
+
+    const hs = s.sandboxes.hubspot!;
+    const sf = s.sandboxes.salesforce!;
+    const t = await hs.createTicket({ subject: 'Invoice shows the wrong VAT' });
+    const c = await sf.createCase({ subject: 'Cannot log in after SSO change' });
+
+    const hsTicket = await until('the HubSpot write-back', () => {
+      const p = hs.ticket(t.id)?.properties;
+      return p?.tierline_queue && p.tierline_topic_link ? p : null;
+    });
+    const sfCase = await until('the Salesforce write-back', () => {
+      const r = sf.case(c.id);
+      return r?.Tierline_Queue__c && r.Tierline_Topic_Link__c ? r : null;
+    });
+    expect(hsTicket.tierline_agent).toBeTruthy();
+    expect(sfCase.Tierline_Agent__c).toBeTruthy();
+    expect(sf.routingEvents(c.id).map((e) => e.Kind__c)).toContain('routed');
+
+    // One topic each, titled after the ticket, with the card posted in it.
+    const topics = await until('both topics', () => {
+      const all = allTopics(s);
+      return all.length >= 2 ? all : null;
+    });
+    expect(topics).toHaveLength(2);
+    for (const subject of ['Invoice shows the wrong VAT', 'Cannot log in after SSO change']) {
+      const topic = topics.find((x) => x.title.includes(subject))!;
+      expect(topic).toBeTruthy();
+      await until(`the card in “${subject}”`, () => s.forum!.messages(topic.channelId, topic.topicId).some((m) => m.text.includes("Why this ticket is here")));
+    }
+
+    const history = await (await fetch(`${s.url}/api/v1/history`, { headers: { authorization: `Bearer ${await adminToken(s)}` } })).json();
+    expect(JSON.stringify(history)).toContain(t.id);
+  });
+
+  it('picks up where it left off after a restart on the same data directory, without repeating anything', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tierline-service-'));
+    dirs.push(dir);
+    const first = await start(dir);
+    const hs = first.sandboxes.hubspot!;
+    const t = await hs.createTicket({ subject: 'Export to CSV times out' });
+    await until('the first routing', () => hs.ticket(t.id)?.properties.tierline_topic_link);
+    const before = (await first.store.tickets({})).map((x) => [x.key, x.topic?.topicId]);
+    const historyBefore = (await first.store.history({ limit: 100 })).entries.length;
+    await first.stop();
+    services.splice(services.indexOf(first), 1);
+
+    // The sandboxes lived in the stopped process; the state that must survive is Tierline's own.
+    const second = await start(dir);
+    expect((await second.store.tickets({})).map((x) => [x.key, x.topic?.topicId])).toEqual(before);
+    await second.worker.idle();
+    expect((await second.store.history({ limit: 100 })).entries.length).toBe(historyBefore);
+    expect(await second.store.deadJobs()).toEqual([]);
+  });
+});
+
+async function adminToken(s: Service): Promise<string> {
+  const { readFile } = await import('node:fs/promises');
+  return (await readFile(s.adminTokenFile!, 'utf8')).trim();
+}
