@@ -7,7 +7,7 @@ import type { SandboxAgent, SandboxForum, SandboxGroup, SandboxMessage, SandboxT
 import { toTimers, type Timers } from '../clock.ts';
 import { SANDBOX_AGENTS, SANDBOX_BOT, SANDBOX_BOT_TOKEN, SANDBOX_GROUPS, SANDBOX_SERVICE_USER } from './seed.ts';
 import { SandboxConnection } from './sender.ts';
-import { createWorld, type Fault, type Msg, type Rights } from './world.ts';
+import { createWorld, type Fault, type Msg, type Outcome, type Rights, type Viewer } from './world.ts';
 
 export { SANDBOX_AGENTS, SANDBOX_BOT, SANDBOX_BOT_TOKEN, SANDBOX_GROUPS, SANDBOX_SERVICE_USER } from './seed.ts';
 
@@ -47,6 +47,8 @@ export type TelegramSandbox = SandboxForum & {
   allMessages(channelId: string): (SandboxMessage & { topicId: number; kind: 'text' | 'topic_create' | 'topic_edit' | 'pin' | 'add_user'; mentions: string[] })[];
   topicCreations(): { channelId: string; topicId: number; title: string; at: number; seq: number }[];
   stats(): { requests: Record<string, number>; floodWaits: number; unhandled: Record<string, number>; serialisationErrors: string[] };
+  /** Lets a connection from another process (remote.ts) into this world: a viewer whose decoded requests it answers. */
+  host(viewer: Viewer): { handle(req: { className: string } & Record<string, unknown>): Outcome; serialiseError(err: unknown): void; close(): void };
 };
 
 export function createTelegramSandbox(opts: TelegramSandboxOptions = {}): TelegramSandbox {
@@ -140,5 +142,13 @@ export function createTelegramSandbox(opts: TelegramSandboxOptions = {}): Telegr
     },
     topicCreations: () => [...world.counters.topicCreations],
     stats: () => ({ requests: Object.fromEntries(world.counters.requests), floodWaits: world.counters.floodWaits, unhandled: Object.fromEntries(world.counters.unhandled), serialisationErrors: [...serialisationErrors] }),
+    host(viewer) {
+      world.viewers.add(viewer);
+      return {
+        handle: (req) => world.handle(viewer, req),
+        serialiseError: (err) => void serialisationErrors.push(err instanceof Error ? err.message : String(err)),
+        close: () => void world.viewers.delete(viewer),
+      };
+    },
   };
 }
