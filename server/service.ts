@@ -17,6 +17,7 @@ import { createSalesforceConnector } from '../connectors/salesforce/index.ts';
 import { startSalesforceSandbox } from '../connectors/salesforce/sandbox/index.ts';
 import { createTelegramConnector, type TelegramConnector } from '../connectors/telegram/index.ts';
 import { createTelegramSandbox } from '../connectors/telegram/sandbox/index.ts';
+import { connectRemoteTelegramSandbox } from '../connectors/telegram/sandbox/remote.ts';
 import { createConsole } from './console/index.ts';
 import { createApp } from './app.ts';
 import { createConfigService } from './config-service.ts';
@@ -60,6 +61,18 @@ export type ServiceOptions = {
   sandboxLatencyMs?: number;
   pipeline?: Partial<PipelineOptions>;
   store?: Store;
+  /**
+   * Sandboxes that live outside this process, for connectors without credentials (the process-level tests keep the
+   * sandboxes in the test process, so their state survives killed services, and point several services at them).
+   */
+  external?: ExternalSandboxes;
+};
+
+export type ExternalSandboxes = {
+  hubspot?: { url: string; accessToken: string; clientSecret: string; rateLimit?: { max: number; windowMs: number } };
+  salesforce?: { url: string; orgId: string };
+  /** A world served by serveTelegramSandbox (connectors/telegram/sandbox/remote.ts). */
+  telegram?: { url: string; pacing?: { perGroupPerMinute?: number; perAccountPerSecond?: number } };
 };
 
 const realClock: Clock = { now: () => Date.now() };
@@ -120,7 +133,21 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
   const sources: TicketSource[] = [];
 
   // HubSpot
-  if (env.modes.hubspot === 'sandbox') {
+  const extHubspot = env.modes.hubspot === 'sandbox' ? opts.external?.hubspot : undefined;
+  if (extHubspot) {
+    crms.push(
+      await createHubspotConnector({
+        env: { accessToken: extHubspot.accessToken, clientSecret: extHubspot.clientSecret, apiBaseUrl: extHubspot.url, publicUrl },
+        mode: 'sandbox',
+        store,
+        secrets,
+        logger: log.child({ connector: 'hubspot' }),
+        clock,
+        intake,
+        ...(extHubspot.rateLimit ? { tuning: { rateLimit: extHubspot.rateLimit.max, rateWindowMs: extHubspot.rateLimit.windowMs } } : {}),
+      }),
+    );
+  } else if (env.modes.hubspot === 'sandbox') {
     const clientSecret = randomBytes(16).toString('hex');
     const sb = await startHubspotSandbox({ clientSecret, webhookUrl: `${publicUrl}/webhooks/hubspot`, seed: true, ...(opts.sandboxLatencyMs ? { latencyMs: opts.sandboxLatencyMs } : {}) });
     sandboxes.hubspot = sb;
@@ -151,7 +178,20 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
   }
 
   // Salesforce
-  if (env.modes.salesforce === 'sandbox') {
+  const extSalesforce = env.modes.salesforce === 'sandbox' ? opts.external?.salesforce : undefined;
+  if (extSalesforce) {
+    crms.push(
+      await createSalesforceConnector({
+        env: { loginUrl: extSalesforce.url, orgIds: [extSalesforce.orgId], publicUrl },
+        mode: 'sandbox',
+        store,
+        secrets,
+        logger: log.child({ connector: 'salesforce' }),
+        clock,
+        intake,
+      }),
+    );
+  } else if (env.modes.salesforce === 'sandbox') {
     const sb = await startSalesforceSandbox({ outboundUrl: `${publicUrl}/webhooks/salesforce`, seed: true, ...(opts.sandboxLatencyMs ? { latencyMs: opts.sandboxLatencyMs } : {}) });
     sandboxes.salesforce = sb;
     crms.push(
@@ -184,7 +224,12 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
   const groups = async () => ((await store.getConfig())?.config.groups ?? []);
   let groupsCache = await groups();
   const openTopics = async (): Promise<TopicRef[]> => (await store.tickets({ open: true })).flatMap((t) => (t.topic ? [t.topic] : []));
-  const tgSandbox = env.modes.telegram === 'sandbox' ? createTelegramSandbox({ seed: true, ...(opts.sandboxLatencyMs ? { latencyMs: opts.sandboxLatencyMs } : {}) }) : null;
+  const extTelegram = env.modes.telegram === 'sandbox' ? opts.external?.telegram : undefined;
+  const tgSandbox = extTelegram
+    ? await connectRemoteTelegramSandbox(extTelegram.url)
+    : env.modes.telegram === 'sandbox'
+      ? createTelegramSandbox({ seed: true, ...(opts.sandboxLatencyMs ? { latencyMs: opts.sandboxLatencyMs } : {}) })
+      : null;
   const buildTelegram = () =>
     createTelegramConnector({
       mode: env.modes.telegram,
@@ -197,6 +242,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       onEvent,
       openTopics,
       ...(tgSandbox ? { sandbox: tgSandbox } : {}),
+      ...(extTelegram?.pacing ? { pacing: extTelegram.pacing } : {}),
     });
   // The connection this instance holds right now (always, with one instance; only while elected, with several). A
   // stopped connector cannot restart, so each election builds a fresh one.
@@ -240,7 +286,8 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
   metrics.gauge('tierline_outbox_depth', 'Pending outbox steps', async () => [{ value: await store.pendingJobs() }]);
   metrics.gauge('tierline_dead_letters', 'Steps that kept failing', async () => [{ value: (await store.deadJobs()).length }]);
 
-  const forum = (tgSandbox ?? null) as SandboxForum | null;
+  // A remote world is driven and inspected in the process that holds it, not through this one's console.
+  const forum = (extTelegram ? null : (tgSandbox ?? null)) as SandboxForum | null;
   const generator =
     env.modes.hubspot === 'sandbox' || env.modes.salesforce === 'sandbox' || forum
       ? startGenerator({ sources, perMinute: opts.sampleTicketsPerMinute ?? env.SAMPLE_TICKETS_PER_MINUTE, logger: log.child({ component: 'sample-generator' }), ...(forum ? { forum } : {}), agentsReply: opts.simulatedAgents ?? true })
