@@ -65,9 +65,10 @@ export type PipelineDeps = {
   options?: Partial<PipelineOptions>;
   /**
    * Wraps every step run (instrumentation: the server measures each step's own time against time spent waiting on
-   * upstream calls). Must call run() exactly once and return its result.
+   * upstream calls). Must call run() exactly once and return its result. waitedMs: how long the step sat due before
+   * the worker claimed it.
    */
-  observeStep?: (job: Job, run: () => Promise<void>) => Promise<void>;
+  observeStep?: (job: Job, run: () => Promise<void>, waitedMs: number) => Promise<void>;
 };
 
 /** History kinds that reps see on the CRM record. SLA reminders stay in Tierline's own history. */
@@ -202,11 +203,11 @@ export function createPipeline(deps: PipelineDeps) {
   const intake: Intake = {
     async accept(events: IntakeEvent[]) {
       const now = clock.now();
-      // Jobs first, then the inbound keys: a crash in between makes the redelivery enqueue the same job ids again,
-      // which the store ignores. The other order could mark an event seen and lose it.
+      // The route jobs are committed on every delivery, seen before or not (their ids are per ticket, so a repeat is
+      // ignored by the store); the inbound keys only count duplicates. So the two writes need no order: a crash
+      // between them is repaired by the redelivery, and submitted together they share one log write (one fsync).
       const jobs = events.map((e) => job('route', `route:${ticketKey(e.ref)}`, ticketKey(e.ref), { ref: e.ref, reason: e.reason, at: e.at }, now));
-      await commit({ jobs });
-      const fresh = await store.recordInbound(events.map((e) => `in:${e.idempotencyKey}`), now);
+      const [, fresh] = await Promise.all([commit({ jobs }), store.recordInbound(events.map((e) => `in:${e.idempotencyKey}`), now)]);
       const accepted = fresh.filter(Boolean).length;
       for (const e of events) metrics.inc('tierline_events_received_total', { crm: e.ref.crm });
       if (events.length - accepted) metrics.inc('tierline_events_duplicate_total', {}, events.length - accepted);
@@ -701,9 +702,9 @@ export function createPipeline(deps: PipelineDeps) {
     event: runEvent,
   };
 
-  async function runJob(j: Job): Promise<void> {
+  async function runJob(j: Job, waitedMs = 0): Promise<void> {
     try {
-      await (deps.observeStep ? deps.observeStep(j, () => handlers[j.kind](j)) : handlers[j.kind](j));
+      await (deps.observeStep ? deps.observeStep(j, () => handlers[j.kind](j), waitedMs) : handlers[j.kind](j));
     } catch (err) {
       const attempts = j.attempts + 1;
       const retryable = isRetryable(err) && attempts < opt.maxAttempts;
@@ -730,8 +731,9 @@ export function createPipeline(deps: PipelineDeps) {
     // Claimed again while still running here (its lease ran out during a long flood wait): the run in progress counts.
     if (inFlight.has(j.id)) return;
     const before = chains.get(j.ticketKey) ?? Promise.resolve();
+    const waitedMs = Math.max(0, clock.now() - j.nextAt);
     const run: Promise<void> = before
-      .then(() => runJob(j))
+      .then(() => runJob(j, waitedMs))
       .catch((err) => log.error('step runner failed', { job: j.id, error: errorMessage(err) }))
       .finally(() => {
         inFlight.delete(j.id);

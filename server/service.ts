@@ -9,6 +9,7 @@ import { hostname } from 'node:os';
 import type { Clock, Intake, Logger, MessengerEvent, MessengerPort, Store, TopicRef } from '../core/ports.ts';
 import { AppError } from '../core/errors.ts';
 import { parseRoutingConfig } from '../core/config.ts';
+import { ticketKey } from '../core/segment.ts';
 import { createPipeline, type Pipeline, type PipelineOptions } from '../core/pipeline.ts';
 import { createSecretBox } from '../connectors/shared/secrets.ts';
 import { createHubspotConnector } from '../connectors/hubspot/index.ts';
@@ -113,10 +114,11 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
 
   if (!(await store.getConfig())) await store.saveConfig(parseRoutingConfig(SAMPLE_CONFIG), { author: 'tierline', note: 'sample configuration (edit it in the console)', at: clock.now() });
 
+  const timing = createStepTiming(metrics);
   // The pipeline and the connectors need each other (intake in, ports out); the late binding is explicit here.
   let pipeline!: Pipeline;
   let worker: Worker | null = null;
-  const intake: Intake = { accept: (events) => pipeline.intake.accept(events) };
+  const intake: Intake = { accept: (events) => timing.intake(events.map((e) => ticketKey(e.ref)), () => pipeline.intake.accept(events)) };
   const onEvent = async (e: MessengerEvent) => pipeline.onMessengerEvent(e);
 
   // Build the HTTP server first so the sandboxes know where to deliver webhooks.
@@ -265,7 +267,6 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
   };
 
   const byCrm = new Map(crms.map((c) => [c.id, c.crm]));
-  const timing = createStepTiming(metrics, clock);
   const timedCrm = new Map([...byCrm].map(([id, port]) => [id, timing.upstream(port)]));
   pipeline = createPipeline({
     store,

@@ -2,25 +2,27 @@
 // and Telegram ports) and the service's own time (routing, store writes, scheduling). Operators read it from /metrics
 // (tierline_step_own_seconds, tierline_step_upstream_seconds); the end-to-end benchmark reads the per-ticket sums.
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { Clock, Job } from '../core/ports.ts';
+import type { Job } from '../core/ports.ts';
 import type { Registry } from './metrics.ts';
 
 type StepContext = { active: number; since: number; upstreamMs: number };
 
-export type TicketTiming = { steps: number; ownMs: number; upstreamMs: number; pickupMs: number };
+export type TicketTiming = { steps: number; ownMs: number; upstreamMs: number; pickupMs: number; intakeMs: number };
 
 export type StepTiming = {
   /** Wraps a port so that time inside its calls counts as upstream time of the step that made them. */
   upstream<T extends object>(port: T): T;
+  /** Times the durable intake of webhook events (the part of the webhook answer that is the service's own work). */
+  intake<R>(ticketKeys: string[], run: () => Promise<R>): Promise<R>;
   /** For PipelineDeps.observeStep. */
-  observeStep(job: Job, run: () => Promise<void>): Promise<void>;
+  observeStep(job: Job, run: () => Promise<void>, waitedMs: number): Promise<void>;
   /** Per-ticket sums for the most recent tickets (bounded). */
   ticket(key: string): TicketTiming | undefined;
 };
 
 const KEEP_TICKETS = 20_000;
 
-export function createStepTiming(metrics: Registry, clock: Clock): StepTiming {
+export function createStepTiming(metrics: Registry): StepTiming {
   const als = new AsyncLocalStorage<StepContext>();
   const tickets = new Map<string, TicketTiming>();
   const now = () => performance.now();
@@ -34,7 +36,25 @@ export function createStepTiming(metrics: Registry, clock: Clock): StepTiming {
     if (--ctx.active === 0) ctx.upstreamMs += now() - ctx.since;
   };
 
+  const entry = (key: string): TicketTiming => {
+    const t = tickets.get(key) ?? { steps: 0, ownMs: 0, upstreamMs: 0, pickupMs: 0, intakeMs: 0 };
+    tickets.delete(key);
+    tickets.set(key, t);
+    if (tickets.size > KEEP_TICKETS) tickets.delete(tickets.keys().next().value!);
+    return t;
+  };
+
   return {
+    async intake(keys, run) {
+      const t0 = now();
+      try {
+        return await run();
+      } finally {
+        const ms = now() - t0;
+        for (const k of new Set(keys)) entry(k).intakeMs += ms;
+      }
+    },
+
     upstream<T extends object>(port: T): T {
       return new Proxy(port, {
         get(target, prop, receiver) {
@@ -59,10 +79,11 @@ export function createStepTiming(metrics: Registry, clock: Clock): StepTiming {
       });
     },
 
-    async observeStep(job, run) {
+    async observeStep(job, run, waitedMs) {
       const ctx: StepContext = { active: 0, since: 0, upstreamMs: 0 };
-      // How long the step sat due before it started (the worker's scheduling share).
-      const pickupMs = Math.max(0, clock.now() - job.nextAt);
+      // How long the step sat due before the worker claimed it (the scheduling share; waiting behind the same
+      // ticket's previous step is not counted again, that step's time is already in the sums).
+      const pickupMs = waitedMs;
       const t0 = now();
       try {
         await als.run(ctx, run);
@@ -71,14 +92,11 @@ export function createStepTiming(metrics: Registry, clock: Clock): StepTiming {
         const own = Math.max(0, wall - ctx.upstreamMs);
         metrics.observe('tierline_step_own_seconds', { kind: job.kind }, own / 1000);
         metrics.observe('tierline_step_upstream_seconds', { kind: job.kind }, ctx.upstreamMs / 1000);
-        const t = tickets.get(job.ticketKey) ?? { steps: 0, ownMs: 0, upstreamMs: 0, pickupMs: 0 };
+        const t = entry(job.ticketKey);
         t.steps++;
         t.ownMs += own;
         t.upstreamMs += ctx.upstreamMs;
         t.pickupMs += pickupMs;
-        tickets.delete(job.ticketKey);
-        tickets.set(job.ticketKey, t);
-        if (tickets.size > KEEP_TICKETS) tickets.delete(tickets.keys().next().value!);
       }
     },
 

@@ -5,7 +5,10 @@
 import { createHmac } from 'node:crypto';
 import http from 'node:http';
 
-type Spec = { url: string; publicUrl: string; rate: number; seconds: number; secret: string; portalId: number; appId: number; ticketIds: string[] };
+// Event i names ticket ticketIds[floor(i / eventsPerTicket)]: a steady stream of new tickets (rate / eventsPerTicket
+// per second) among repeat events for tickets already known (property changes, redeliveries). The first
+// warmupSeconds are sent the same way but not counted (JIT and connection set-up).
+type Spec = { url: string; publicUrl: string; rate: number; seconds: number; warmupSeconds?: number; eventsPerTicket?: number; secret: string; portalId: number; appId: number; ticketIds: string[] };
 
 const spec = JSON.parse(process.argv[2]!) as Spec;
 const target = new URL(spec.url);
@@ -15,8 +18,12 @@ let ok = 0;
 let failed = 0;
 const statuses: Record<string, number> = {};
 
+const perTicket = spec.eventsPerTicket ?? 1;
+const warmup = Math.round(spec.rate * (spec.warmupSeconds ?? 0));
+
 function send(i: number): Promise<void> {
-  const ticketId = spec.ticketIds[i % spec.ticketIds.length]!;
+  const ticketId = spec.ticketIds[Math.floor(i / perTicket) % spec.ticketIds.length]!;
+  const counted = i >= warmup;
   const body = JSON.stringify([
     { eventId: 1_000_000 + i, subscriptionId: 11, portalId: spec.portalId, appId: spec.appId, occurredAt: Date.now(), subscriptionType: 'ticket.creation', attemptNumber: 0, objectId: Number(ticketId), changeSource: 'CRM_UI' },
   ]);
@@ -30,7 +37,7 @@ function send(i: number): Promise<void> {
       (res) => {
         res.resume();
         res.on('end', () => {
-          latencies.push(Number(process.hrtime.bigint() - start) / 1e6);
+          if (counted) latencies.push(Number(process.hrtime.bigint() - start) / 1e6);
           statuses[res.statusCode ?? 0] = (statuses[res.statusCode ?? 0] ?? 0) + 1;
           if (res.statusCode === 200 || res.statusCode === 204) ok++;
           else failed++;
@@ -46,7 +53,7 @@ function send(i: number): Promise<void> {
   });
 }
 
-const total = spec.rate * spec.seconds;
+const total = warmup + spec.rate * spec.seconds;
 const t0 = performance.now();
 const inflight: Promise<void>[] = [];
 for (let i = 0; i < total; i++) {
@@ -56,8 +63,8 @@ for (let i = 0; i < total; i++) {
   inflight.push(send(i));
 }
 await Promise.all(inflight);
-const elapsed = (performance.now() - t0) / 1000;
+const elapsed = (performance.now() - t0) / 1000 - (spec.warmupSeconds ?? 0);
 latencies.sort((a, b) => a - b);
 const p = (q: number) => Math.round((latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * q))] ?? 0) * 100) / 100;
-process.stdout.write(JSON.stringify({ sent: total, ok, failed, statuses, seconds: Math.round(elapsed * 10) / 10, achievedRate: Math.round(total / elapsed), p50Ms: p(0.5), p95Ms: p(0.95), p99Ms: p(0.99), maxMs: p(1) }) + '\n');
+process.stdout.write(JSON.stringify({ sent: total, warmup, ok, failed, statuses, seconds: Math.round(elapsed * 10) / 10, achievedRate: Math.round((total - warmup) / elapsed), p50Ms: p(0.5), p95Ms: p(0.95), p99Ms: p(0.99), maxMs: p(1) }) + '\n');
 agent.destroy();

@@ -711,6 +711,8 @@ export async function startHubspotSandbox(opts: HubspotSandboxOptions) {
   return {
     url,
     clientId,
+    /** The app secret the sandbox signs with (tests and the load benchmark sign their own deliveries with it). */
+    clientSecret: opts.clientSecret,
     appId,
     portalId: main.portalId,
     accessToken: main.accessToken,
