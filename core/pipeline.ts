@@ -8,7 +8,7 @@ import { AppError, errorMessage, isRetryable } from './errors.ts';
 import { parseRoutingConfig } from './config.ts';
 import { explainDecision } from './explain.ts';
 import { createRouter, effectOps, stateOf, type Decision, type Router } from './route.ts';
-import { segmentLabel, ticketKey, type CrmId, type TicketRef } from './segment.ts';
+import { SEGMENT_FIELDS, segmentLabel, ticketKey, type CrmId, type TicketRef } from './segment.ts';
 import { COMMAND_HELP, ticketCard, topicTitle } from './cards.ts';
 import { fnv64 } from './ids.ts';
 import type {
@@ -206,7 +206,14 @@ export function createPipeline(deps: PipelineDeps) {
       // The route jobs are committed on every delivery, seen before or not (their ids are per ticket, so a repeat is
       // ignored by the store); the inbound keys only count duplicates. So the two writes need no order: a crash
       // between them is repaired by the redelivery, and submitted together they share one log write (one fsync).
-      const jobs = events.map((e) => job('route', `route:${ticketKey(e.ref)}`, ticketKey(e.ref), { ref: e.ref, reason: e.reason, at: e.at }, now));
+      // A change event gets a step of its own (re-routing on the fields that decide the segment is opted into per
+      // CRM account, so connectors only send 'changed' when the admin asked for it); every other reason shares the
+      // ticket's one route step.
+      const jobs = events.map((e) => {
+        const key = ticketKey(e.ref);
+        const id = e.reason === 'changed' ? `route:${key}:chg:${e.idempotencyKey}` : `route:${key}`;
+        return job('route', id, key, { ref: e.ref, reason: e.reason, at: e.at }, now);
+      });
       const [, fresh] = await Promise.all([commit({ jobs }), store.recordInbound(events.map((e) => `in:${e.idempotencyKey}`), now)]);
       const accepted = fresh.filter(Boolean).length;
       for (const e of events) metrics.inc('tierline_events_received_total', { crm: e.ref.crm });
@@ -221,7 +228,7 @@ export function createPipeline(deps: PipelineDeps) {
     const ref = j.payload.ref as TicketRef;
     const at = typeof j.payload.at === 'number' ? j.payload.at : clock.now();
     const existing = await store.getTicket(j.ticketKey);
-    if (existing?.routedAt) return void (await commit({ completeJobs: [j.id] }));
+    if (existing?.routedAt) return void (await (j.payload.reason === 'changed' ? reroute(j, ref) : commit({ completeJobs: [j.id] })));
     // Read fresh at routing time: a cached tier would route on yesterday's contract.
     const ctx = await crmOf(ref).fetchContext(ref);
     await store.exclusive(async () => {
@@ -240,6 +247,50 @@ export function createPipeline(deps: PipelineDeps) {
       const jobs = [job('topic', `topic:${t.key}:g0`, t.key, { generation: 0 }, now)];
       await commit({ tickets: [t], history: [e], counters: ops, jobs, timers: [...slaTimers(t, router), ...overflowTimer(t, router, now)], completeJobs: [j.id] });
       log.info('ticket routed', { ticket: t.key, queue: t.queueId, agent: t.agentId, outcome: d.outcome, rule: t.ruleId });
+    });
+  }
+
+  /**
+   * The CRM record changed after routing: read it fresh and route again. Only a ticket nobody has answered moves
+   * (an agent already talking to the customer keeps it); a move is a 'reassigned' entry naming the changed fields,
+   * posted in the topic (which stays where it is, as with an escalation) and written back.
+   */
+  async function reroute(j: Job, ref: TicketRef): Promise<void> {
+    const ctx = await crmOf(ref).fetchContext(ref);
+    await store.exclusive(async () => {
+      const t0 = await store.getTicket(j.ticketKey);
+      if (!t0?.routedAt || t0.status === 'resolved' || t0.firstResponseAt || !t0.queueId || !t0.segment) return void (await commit({ completeJobs: [j.id] }));
+      const router = await currentRouter();
+      const now = clock.now();
+      const counters = await store.counters();
+      const t = structuredClone(t0);
+      const d = router.route({ segment: ctx.segment, now, enqueuedAt: t.enqueuedAt ?? now }, stateOf(counters));
+      const fresh = d.tier.tier !== ctx.segment.tier ? { ...ctx.segment, tier: d.tier.tier } : ctx.segment;
+      const changed = SEGMENT_FIELDS.filter((f) => JSON.stringify(t0.segment![f] ?? null) !== JSON.stringify(fresh[f] ?? null));
+      t.segment = fresh;
+      t.issues = ctx.issues;
+      t.tierSource = d.tier.source;
+      t.updatedAt = now;
+      if (d.queueId === t0.queueId) return void (await commit({ tickets: [t], completeJobs: [j.id] }));
+      const ops: CounterOp[] = [];
+      if (t0.agentId && t0.status === 'assigned') ops.push({ op: 'load', agentId: t0.agentId, delta: -1 });
+      ops.push(...applyDecision(t, d, router, now, t0.queueId));
+      t.reassignCount += 1;
+      const text = `Re-routed after the CRM record changed (${changed.length ? changed.join(', ') : 'routing data'}): ${t.summary}`;
+      const e = entry(t, 'reassigned', text, now, t.explanation);
+      const timers = [...slaTimers(t, router), ...overflowTimer(t, router, now)];
+      const stale = ['sla_reminder', 'sla_breach', 'overflow_check'].map((k) => `${k}:${t.key}`).filter((id) => !timers.some((x) => x.id === id));
+      const mention = mentionOf(router, t.agentId);
+      await commit({
+        tickets: [t],
+        history: [e],
+        counters: ops,
+        jobs: publish(t, e, now, { text: `🔀 ${text}\n${t.explanation.map((l) => `• ${l}`).join('\n')}`, ...(mention ? { mention } : {}) }),
+        timers,
+        cancelTimers: stale,
+        completeJobs: [j.id],
+      });
+      log.info('ticket re-routed', { ticket: t.key, from: t0.queueId, queue: t.queueId, agent: t.agentId, changed });
     });
   }
 

@@ -244,4 +244,38 @@ describe('pipeline: failures', () => {
     expect(h.tg.topics).toHaveLength(1);
     expect(await h.store.deadJobs()).toHaveLength(0);
   });
+
+  it('a change of the fields that decide the segment re-routes an unanswered ticket, once per change, and never an answered one', async () => {
+    const h = await harness(CONFIG);
+    const ref = h.crm.add('t9', { tier: 'standard', category: 'technical' }, 'Invoice question');
+    await h.pipeline.intake.accept([ev(ref, 'create-9', h.clock.now())]);
+    await h.drain();
+    expect((await h.store.getTicket(ticketKey(ref)))).toMatchObject({ queueId: 'general', agentId: 'eve' });
+
+    // The account was upgraded in the CRM: the change event routes it again, with fresh data.
+    h.crm.add('t9', { tier: 'enterprise', category: 'technical' }, 'Invoice question');
+    const changed = { idempotencyKey: 'change-9a', ref, reason: 'changed' as const, at: h.clock.now() };
+    await h.pipeline.intake.accept([changed]);
+    await h.pipeline.intake.accept([changed]); // redelivered
+    await h.drain();
+    const t = (await h.store.getTicket(ticketKey(ref)))!;
+    expect(t).toMatchObject({ queueId: 'vip', agentId: 'ann', reassignCount: 1 });
+    expect(t.segment?.tier).toBe('enterprise');
+    expect((await h.store.counters()).load).toEqual({ ann: 1, eve: 0 });
+    const moved = h.crm.writes.filter((w) => w.entry.kind === 'reassigned');
+    expect(moved).toHaveLength(1);
+    expect(moved[0]!.entry.text).toMatch(/Re-routed after the CRM record changed \(tier\)/);
+    expect(moved[0]!.fields).toMatchObject({ queue: 'VIP', agent: 'Ann', tier: 'enterprise' });
+    expect(h.tg.topics).toHaveLength(1); // the topic stays; Ann is mentioned in it
+    expect(h.tg.posts.some((p) => p.text.startsWith('🔀') && p.mention?.name === 'Ann')).toBe(true);
+
+    // Once Ann has answered, later changes leave the ticket with her.
+    await h.pipeline.onMessengerEvent({ kind: 'message', groupId: t.topic!.groupId, topicId: t.topic!.topicId, messageId: 900, fromTelegramUserId: '1001', text: 'Looking into it', at: h.clock.now() });
+    await h.drain();
+    h.crm.add('t9', { tier: 'free', category: 'billing' }, 'Invoice question');
+    await h.pipeline.intake.accept([{ ...changed, idempotencyKey: 'change-9b' }]);
+    await h.drain();
+    expect((await h.store.getTicket(ticketKey(ref)))).toMatchObject({ queueId: 'vip', agentId: 'ann', reassignCount: 1 });
+    expect(await h.store.deadJobs()).toEqual([]);
+  });
 });
