@@ -65,10 +65,9 @@ export type PipelineDeps = {
   options?: Partial<PipelineOptions>;
   /**
    * Wraps every step run (instrumentation: the server measures each step's own time against time spent waiting on
-   * upstream calls). Must call run() exactly once and return its result. waitedMs: how long the step sat due before
-   * the worker claimed it.
+   * upstream calls). Must call run() exactly once and return its result.
    */
-  observeStep?: (job: Job, run: () => Promise<void>, waitedMs: number) => Promise<void>;
+  observeStep?: (job: Job, run: () => Promise<void>) => Promise<void>;
 };
 
 /** History kinds that reps see on the CRM record. SLA reminders stay in Tierline's own history. */
@@ -753,9 +752,9 @@ export function createPipeline(deps: PipelineDeps) {
     event: runEvent,
   };
 
-  async function runJob(j: Job, waitedMs = 0): Promise<void> {
+  async function runJob(j: Job): Promise<void> {
     try {
-      await (deps.observeStep ? deps.observeStep(j, () => handlers[j.kind](j), waitedMs) : handlers[j.kind](j));
+      await (deps.observeStep ? deps.observeStep(j, () => handlers[j.kind](j)) : handlers[j.kind](j));
     } catch (err) {
       const attempts = j.attempts + 1;
       const retryable = isRetryable(err) && attempts < opt.maxAttempts;
@@ -782,9 +781,8 @@ export function createPipeline(deps: PipelineDeps) {
     // Claimed again while still running here (its lease ran out during a long flood wait): the run in progress counts.
     if (inFlight.has(j.id)) return;
     const before = chains.get(j.ticketKey) ?? Promise.resolve();
-    const waitedMs = Math.max(0, clock.now() - j.nextAt);
     const run: Promise<void> = before
-      .then(() => runJob(j, waitedMs))
+      .then(() => runJob(j))
       .catch((err) => log.error('step runner failed', { job: j.id, error: errorMessage(err) }))
       .finally(() => {
         inFlight.delete(j.id);

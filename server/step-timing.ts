@@ -7,6 +7,7 @@ import type { Registry } from './metrics.ts';
 
 type StepContext = { active: number; since: number; upstreamMs: number };
 
+/** pickupMs: gaps between a ticket's intake and steps in which none of them was running (scheduling). */
 export type TicketTiming = { steps: number; ownMs: number; upstreamMs: number; pickupMs: number; intakeMs: number };
 
 export type StepTiming = {
@@ -15,7 +16,7 @@ export type StepTiming = {
   /** Times the durable intake of webhook events (the part of the webhook answer that is the service's own work). */
   intake<R>(ticketKeys: string[], run: () => Promise<R>): Promise<R>;
   /** For PipelineDeps.observeStep. */
-  observeStep(job: Job, run: () => Promise<void>, waitedMs: number): Promise<void>;
+  observeStep(job: Job, run: () => Promise<void>): Promise<void>;
   /** Per-ticket sums for the most recent tickets (bounded). */
   ticket(key: string): TicketTiming | undefined;
 };
@@ -25,6 +26,7 @@ const KEEP_TICKETS = 20_000;
 export function createStepTiming(metrics: Registry): StepTiming {
   const als = new AsyncLocalStorage<StepContext>();
   const tickets = new Map<string, TicketTiming>();
+  const lastEnd = new Map<string, number>();
   const now = () => performance.now();
 
   const enter = (ctx: StepContext) => {
@@ -40,7 +42,11 @@ export function createStepTiming(metrics: Registry): StepTiming {
     const t = tickets.get(key) ?? { steps: 0, ownMs: 0, upstreamMs: 0, pickupMs: 0, intakeMs: 0 };
     tickets.delete(key);
     tickets.set(key, t);
-    if (tickets.size > KEEP_TICKETS) tickets.delete(tickets.keys().next().value!);
+    if (tickets.size > KEEP_TICKETS) {
+      const oldest = tickets.keys().next().value!;
+      tickets.delete(oldest);
+      lastEnd.delete(oldest);
+    }
     return t;
   };
 
@@ -50,8 +56,11 @@ export function createStepTiming(metrics: Registry): StepTiming {
       try {
         return await run();
       } finally {
-        const ms = now() - t0;
-        for (const k of new Set(keys)) entry(k).intakeMs += ms;
+        const end = now();
+        for (const k of new Set(keys)) {
+          entry(k).intakeMs += end - t0;
+          lastEnd.set(k, end);
+        }
       }
     },
 
@@ -79,12 +88,13 @@ export function createStepTiming(metrics: Registry): StepTiming {
       });
     },
 
-    async observeStep(job, run, waitedMs) {
+    async observeStep(job, run) {
       const ctx: StepContext = { active: 0, since: 0, upstreamMs: 0 };
-      // How long the step sat due before the worker claimed it (the scheduling share; waiting behind the same
-      // ticket's previous step is not counted again, that step's time is already in the sums).
-      const pickupMs = waitedMs;
       const t0 = now();
+      // The scheduling share: the gap since this ticket's intake or previous step ended, during which nothing of the
+      // ticket was running (the next step was stored and waited for the worker to claim it).
+      const last = lastEnd.get(job.ticketKey);
+      const pickupMs = last === undefined ? 0 : Math.max(0, t0 - last);
       try {
         await als.run(ctx, run);
       } finally {
@@ -92,6 +102,7 @@ export function createStepTiming(metrics: Registry): StepTiming {
         const own = Math.max(0, wall - ctx.upstreamMs);
         metrics.observe('tierline_step_own_seconds', { kind: job.kind }, own / 1000);
         metrics.observe('tierline_step_upstream_seconds', { kind: job.kind }, ctx.upstreamMs / 1000);
+        lastEnd.set(job.ticketKey, Math.max(lastEnd.get(job.ticketKey) ?? 0, t0 + wall));
         const t = entry(job.ticketKey);
         t.steps++;
         t.ownMs += own;
