@@ -5,11 +5,13 @@ import type { TelegramClient } from 'telegram';
 import type { Clock } from '../../../core/ports.ts';
 import type { SandboxAgent, SandboxForum, SandboxGroup, SandboxMessage, SandboxTopic } from '../../../server/contracts.ts';
 import { toTimers, type Timers } from '../clock.ts';
-import { SANDBOX_AGENTS, SANDBOX_BOT, SANDBOX_BOT_TOKEN, SANDBOX_GROUPS, SANDBOX_SERVICE_USER } from './seed.ts';
+import { SANDBOX_AGENTS, SANDBOX_BOT, SANDBOX_BOT_TOKEN, SANDBOX_CUSTOMERS, SANDBOX_GROUPS, SANDBOX_SERVICE_USER } from './seed.ts';
+import { installPrivateChats, type PrivateChats } from './private.ts';
 import { SandboxConnection } from './sender.ts';
 import { createWorld, type Fault, type Msg, type Outcome, type Rights, type Viewer } from './world.ts';
 
-export { SANDBOX_AGENTS, SANDBOX_BOT, SANDBOX_BOT_TOKEN, SANDBOX_GROUPS, SANDBOX_SERVICE_USER } from './seed.ts';
+export { SANDBOX_AGENTS, SANDBOX_BOT, SANDBOX_BOT_TOKEN, SANDBOX_CUSTOMERS, SANDBOX_GROUPS, SANDBOX_SERVICE_USER } from './seed.ts';
+export type { PrivateChats, CustomerView, CustomerInput } from './private.ts';
 
 export type TelegramSandboxOptions = {
   /** Seed the three forum groups (vip, support-1, support-2), the service account, the bot and nine agents. */
@@ -28,6 +30,8 @@ export type TelegramSandbox = SandboxForum & {
   readonly serviceUserId: string;
   readonly botUserId: string;
   readonly botToken: string;
+  /** Private chats with the bot: the customer's side of the intake form (tests and the console's simulated chat). */
+  readonly chats?: PrivateChats;
   /** Connects a GramJS client: as the service user account, or unauthorised until it signs in with the bot token. */
   attach(client: TelegramClient, as: 'user' | 'bot'): SandboxConnection;
   addGroup(g: { id: string; channelId: string; title: string; forum?: boolean; members?: string[] }): SandboxGroup;
@@ -75,6 +79,8 @@ export function createTelegramSandbox(opts: TelegramSandboxOptions = {}): Telegr
     return { id: g.id, channelId: g.channelId, title: g.title, forum: g.forum ?? true };
   };
   if (opts.seed !== false) for (const g of SANDBOX_GROUPS) addGroup({ id: g.id, channelId: g.channelId, title: g.title });
+  const chats = installPrivateChats(world);
+  if (opts.seed !== false) for (const c of SANDBOX_CUSTOMERS) chats.addCustomer({ id: c.id, firstName: c.firstName, lastName: c.lastName, langCode: c.langCode, phone: c.phone });
 
   const name = (id: string) => {
     const a = world.accounts.get(id);
@@ -89,6 +95,7 @@ export function createTelegramSandbox(opts: TelegramSandboxOptions = {}): Telegr
     serviceUserId: svc.id,
     botUserId: SANDBOX_BOT.id,
     botToken: SANDBOX_BOT_TOKEN,
+    chats,
 
     attach(client, as) {
       const conn = new SandboxConnection({ world, client, accountId: as === 'user' ? svc.id : null, timers, latencyMs, onSerialiseError: (err) => serialisationErrors.push(err instanceof Error ? err.message : String(err)) });

@@ -23,3 +23,14 @@ export const SANDBOX_AGENTS = [
   { id: '7000000008', firstName: 'Hana', lastName: 'Novak', username: 'hana_novak_tl' },
   { id: '7000000009', firstName: 'Ivan', lastName: 'Petrov', username: 'ivan_petrov_tl' },
 ] as const;
+
+/**
+ * Customers who write to the bot (the intake form): two match contacts of the HubSpot and Salesforce sandboxes by
+ * email, one by phone, one is unknown to both CRMs. language_code decides the form's language.
+ */
+export const SANDBOX_CUSTOMERS = [
+  { id: '8000000001', firstName: 'Bill', lastName: 'Lumbergh', langCode: 'en', phone: '+15125550100', email: 'bill.lumbergh@initech.example' },
+  { id: '8000000002', firstName: 'Hank', lastName: 'Scorpio', langCode: 'de', phone: '+493055501001', email: 'hank.scorpio@globex.example' },
+  { id: '8000000003', firstName: 'Alice', lastName: 'Abernathy', langCode: 'en-GB', phone: '+442079460018', email: 'alice.abernathy@umbrella.example' },
+  { id: '8000000004', firstName: 'Nora', lastName: 'Neu', langCode: 'de-AT', phone: '+436641234567', email: 'nora@unknown.example' },
+] as const;

@@ -13,10 +13,12 @@ export type Rights = { manageTopics: boolean; pinMessages: boolean; inviteUsers:
 export const ALL_RIGHTS: Rights = { manageTopics: true, pinMessages: true, inviteUsers: true, deleteMessages: true, changeInfo: true };
 export const NO_RIGHTS: Rights = { manageTopics: false, pinMessages: false, inviteUsers: false, deleteMessages: false, changeInfo: false };
 
-export type Account = { id: string; firstName: string; lastName?: string; username?: string; bot: boolean; online: boolean; wasOnline: number; contacts: Set<string> };
+export type Account = { id: string; firstName: string; lastName?: string; username?: string; bot: boolean; online: boolean; wasOnline: number; contacts: Set<string>; langCode?: string; phone?: string };
+/** A photo, document or voice note attached to a message (private chats and topics; see private.ts). */
+export type Media = { kind: 'photo' | 'document' | 'voice' | 'contact'; id: string; name?: string; mime?: string; size?: number; phone?: string; userId?: string; firstName?: string };
 export type Member = { userId: string; role: 'creator' | 'admin' | 'member'; rights: Rights; joinedAt: number; inviterId: string | null };
 export type Action = { kind: 'topic_create'; title: string; iconColor: number } | { kind: 'topic_edit'; closed?: boolean; title?: string } | { kind: 'pin'; messageId: number } | { kind: 'add_user'; userIds: string[] };
-export type Msg = { id: number; fromId: string; at: number; text: string; topicId: number; replyToMsgId: number | null; mentions: { offset: number; length: number; userId: string }[]; action: Action | null; pinned: boolean };
+export type Msg = { id: number; fromId: string; at: number; text: string; topicId: number; replyToMsgId: number | null; mentions: { offset: number; length: number; userId: string }[]; action: Action | null; pinned: boolean; media?: Media | null; editedAt?: number };
 export type Topic = { id: number; title: string; iconColor: number; closed: boolean; createdAt: number; creatorId: string };
 export type Group = {
   configId: string;
@@ -147,6 +149,8 @@ export function createWorld(opts: WorldOptions) {
       self: u.id === viewer,
       bot: u.bot,
       ...(u.bot ? { botInfoVersion: 1 } : { status: statusTl(u) }),
+      // Telegram tells bots the user's app language (lang_code); user accounts never see it.
+      ...(u.langCode && accounts.get(viewer)?.bot ? { langCode: u.langCode } : {}),
       contact: accounts.get(viewer)?.contacts.has(u.id) ?? false,
     });
   }
@@ -206,10 +210,21 @@ export function createWorld(opts: WorldOptions) {
       ...base,
       message: m.text,
       pinned: m.pinned,
+      ...(m.media ? { media: mediaTl(m.media, viewer) } : {}),
+      ...(m.editedAt ? { editDate: sec(m.editedAt) } : {}),
       mentioned: m.mentions.some((x) => x.userId === viewer),
       ...(replyTo ? { replyTo } : {}),
       ...(m.mentions.length ? { entities: m.mentions.map((x) => new Api.MessageEntityMentionName({ offset: x.offset, length: x.length, userId: big(x.userId) })) } : {}),
     });
+  }
+
+  /** Files are addressed by (id, access_hash, file_reference); the hash is per viewing account, as on Telegram. */
+  function mediaTl(m: Media, viewer: string): Api.TypeMessageMedia {
+    if (m.kind === 'contact') return new Api.MessageMediaContact({ phoneNumber: m.phone ?? '', firstName: m.firstName ?? '', lastName: '', vcard: '', userId: big(m.userId ?? '0') });
+    const common = { id: big(m.id), accessHash: big(hashOf(viewer, `file:${m.id}`)), fileReference: Buffer.from(`ref:${m.id}`), date: sec(now()), dcId: 2 };
+    if (m.kind === 'photo') return new Api.MessageMediaPhoto({ photo: new Api.Photo({ ...common, sizes: [new Api.PhotoSize({ type: 'x', w: 800, h: 600, size: m.size ?? 1000 })] }) });
+    const attributes: Api.TypeDocumentAttribute[] = m.kind === 'voice' ? [new Api.DocumentAttributeAudio({ voice: true, duration: 3 })] : [new Api.DocumentAttributeFilename({ fileName: m.name ?? 'file' })];
+    return new Api.MessageMediaDocument({ document: new Api.Document({ ...common, mimeType: m.mime ?? (m.kind === 'voice' ? 'audio/ogg' : 'application/octet-stream'), size: big(m.size ?? 1000), attributes }) });
   }
 
   function usersOf(ids: Iterable<string>, viewer: string): Api.User[] {
@@ -334,6 +349,8 @@ export function createWorld(opts: WorldOptions) {
   // ------------------------------------------------------------------ methods
 
   type Handler = (req: any, me: Account, v: Viewer) => unknown; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** Methods added by extensions (private chats with bots, private.ts); they take precedence. */
+  const extra: Record<string, Handler> = {};
 
   const methods: Record<string, Handler> = {
     'users.GetUsers': (req: Api.users.GetUsers, me) => (req.id as unknown[]).map((i) => userTl(userFrom(i, me), me.id)),
@@ -592,7 +609,7 @@ export function createWorld(opts: WorldOptions) {
         return { error: { code: f.code ?? (/^(FLOOD|SLOWMODE)_/.test(f.error) ? 420 : 400), message: f.error } };
       }
       if (me.bot && USER_ONLY.has(name)) return { error: { code: 400, message: 'BOT_METHOD_INVALID' } };
-      const h = methods[name];
+      const h = extra[name] ?? methods[name];
       if (!h) {
         counters.unhandled.set(name, (counters.unhandled.get(name) ?? 0) + 1);
         return { error: { code: 400, message: 'INPUT_METHOD_INVALID' } };
@@ -684,5 +701,7 @@ export function createWorld(opts: WorldOptions) {
     setOnline,
     hashOf,
     limits: { perGroupPerMinute, perAccountPerSecond },
+    /** What an extension (private.ts) builds on: its methods, and the world's own TL views and checks. */
+    ext: { methods: extra, base: methods, userTl, usersOf, channelTl, messageTl, mediaTl, newMessageUpdates, channelFrom, userFrom, checkRandom, floodCheck, append, broadcast, can, fault, big, sec, now },
   };
 }
