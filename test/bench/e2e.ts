@@ -53,9 +53,14 @@ async function ackBench(rate: number, seconds: number): Promise<Record<string, n
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     let rss = 0;
-    const sampler = setInterval(() => (rss = Math.max(rss, process.memoryUsage().rss)), 200);
+    let atPeak: NodeJS.MemoryUsage | null = null;
+    const sampler = setInterval(() => {
+      const m = process.memoryUsage();
+      if (m.rss > rss) [rss, atPeak] = [m.rss, m];
+    }, 200);
     await new Promise<void>((ok, fail) => child.on('exit', (code) => (code === 0 ? ok() : fail(new Error(`load worker exited with ${code}`)))));
     clearInterval(sampler);
+    if (process.env.TIERLINE_BENCH_DEBUG) process.stderr.write(`memory at peak: ${JSON.stringify(Object.fromEntries(Object.entries(atPeak ?? {}).map(([k, v]) => [k, Math.round(v / 1e6)])))}\n`);
     const load = JSON.parse(out) as { sent: number; warmup: number; ok: number; failed: number; achievedRate: number; p50Ms: number; p95Ms: number; p99Ms: number; maxMs: number };
     const after = await (await fetch(`${s.url}/metrics`)).text();
     (globalThis as { gc?: () => void }).gc?.();
