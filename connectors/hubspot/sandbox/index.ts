@@ -53,6 +53,9 @@ export type WebhookEvent = {
 export type Delivery = { events: WebhookEvent[]; status: number; text: string; at: number };
 export type RequestLog = { method: string; path: string; query: string; status: number; portalId: string | null; body: unknown };
 
+/** Requests and deliveries the sandbox remembers for inspection (the most recent ones). */
+const LOG_LIMIT = 5_000;
+
 export type HubspotSandbox = Awaited<ReturnType<typeof startHubspotSandbox>>;
 
 const SUBSCRIPTION_IDS = { creation: 1_201_001, propertyChange: 1_201_002 } as const;
@@ -213,6 +216,8 @@ export async function startHubspotSandbox(opts: HubspotSandboxOptions) {
     }
     const entry: RequestLog = { method, path: url.pathname, query: url.search, status: 0, portalId: null, body };
     log.push(entry);
+    // Bounded: `npm start` runs the sandbox for days; tests look at the recent requests only.
+    if (log.length > LOG_LIMIT) log.splice(0, log.length - LOG_LIMIT);
     if (opts.latencyMs) await new Promise((ok) => setTimeout(ok, opts.latencyMs));
     const fault = takeFault(method, url.pathname);
     if (fault?.kind === 'hang') {
@@ -572,6 +577,7 @@ export async function startHubspotSandbox(opts: HubspotSandboxOptions) {
     const res = await fetch(to, { method: 'POST', headers, body });
     const d: Delivery = { events, status: res.status, text: await res.text(), at: now() };
     deliveries.push(d);
+    if (deliveries.length > LOG_LIMIT) deliveries.splice(0, deliveries.length - LOG_LIMIT);
     return d;
   }
 
