@@ -80,12 +80,12 @@ export type BotApi = ReturnType<typeof createBotApi>;
  * The requests the intake makes, paced. A repeated random_id (the answer to an earlier attempt was lost, or we
  * crashed before recording it) comes back as `{ id: null, duplicate: true }`: the message is there already.
  */
-export function createBotApi(o: { client: TelegramClient; pacer: Pacer; store: Store; logger: Logger; selfId: string }) {
-  const { client, pacer } = o;
+export function createBotApi(o: { client: TelegramClient; pacers: { chats: Pacer; groups: Pacer }; store: Store; logger: Logger; selfId: string }) {
+  const { client } = o;
   const users = new Map<string, string>();
   const channels = new Map<string, string>();
 
-  const run = <T>(lane: string, priority: number, send: boolean, label: string, req: Api.AnyRequest): Promise<T> => pacer.submit<T>({ lane, priority, send, label, run: () => client.invoke(req) as Promise<T> });
+  const run = <T>(lane: string, priority: number, send: boolean, label: string, req: Api.AnyRequest): Promise<T> => (lane.startsWith('chat:') ? o.pacers.chats : o.pacers.groups).submit<T>({ lane, priority, send, label, run: () => client.invoke(req) as Promise<T> });
 
   async function userPeer(userId: string): Promise<Api.InputPeerUser> {
     let hash = users.get(userId) ?? null;

@@ -20,7 +20,7 @@ import { ticketKey, type CrmId, type TicketRef } from '../../../core/segment.ts'
 import type { ConnectorHealth } from '../../../server/contracts.ts';
 import type { SecretBox } from '../../shared/secrets.ts';
 import { Api, type TelegramClient } from '../client.ts';
-import { toTimers, type Cancel } from '../clock.ts';
+import { settle, toTimers, type Cancel } from '../clock.ts';
 import { topicOfMessage } from '../events.ts';
 import { createPacer } from '../pacer.ts';
 import { NS_PEERS as CONNECTOR_PEERS } from '../peers.ts';
@@ -78,6 +78,7 @@ export type TelegramIntakeOptions = {
   settings?: Partial<IntakeSettings>;
   /** Bearer token of the admin API (block list routes). */
   adminToken?: () => string;
+  pacing?: { perChatPerMinute?: number; perGroupPerMinute?: number; perAccountPerSecond?: number };
 };
 
 export type TelegramIntake = {
@@ -106,7 +107,11 @@ export function createTelegramIntake(opts: TelegramIntakeOptions): TelegramIntak
   const { store, logger: log } = opts;
   const timers = toTimers(opts.clock);
   const s: IntakeSettings = { ...DEFAULT_INTAKE_SETTINGS, ...opts.settings, form: { ...DEFAULT_INTAKE_SETTINGS.form, ...opts.settings?.form } };
-  const pacer = createPacer({ timers, logger: log, waitSecondsOf });
+  // Telegram allows a bot about one message a second in a private chat and about twenty a minute in a group.
+  const pacers = {
+    chats: createPacer({ timers, logger: log, waitSecondsOf, perGroupPerMinute: opts.pacing?.perChatPerMinute ?? 60, perAccountPerSecond: opts.pacing?.perAccountPerSecond ?? 30 }),
+    groups: createPacer({ timers, logger: log, waitSecondsOf, perGroupPerMinute: opts.pacing?.perGroupPerMinute ?? 20, perAccountPerSecond: opts.pacing?.perAccountPerSecond ?? 30 }),
+  };
   let client: TelegramClient | null = null;
   let bot: BotApi | null = null;
   let selfId: string | null = null;
@@ -749,7 +754,7 @@ export function createTelegramIntake(opts: TelegramIntakeOptions): TelegramIntak
         client = c.client;
         selfId = c.self.id.toString();
         selfName = c.self.username ? `@${c.self.username}` : (c.self.firstName ?? selfId);
-        bot = createBotApi({ client, pacer, store, logger: log, selfId });
+        bot = createBotApi({ client, pacers, store, logger: log, selfId });
         client.addEventHandler((u: unknown) => onUpdate(u), new Raw({}));
         await catchUp();
         await kick();
@@ -763,21 +768,23 @@ export function createTelegramIntake(opts: TelegramIntakeOptions): TelegramIntak
     async stop() {
       stopped = true;
       retryTimer?.();
-      await updates.catch(() => {});
-      await Promise.all([...locks.values(), ...running.values()]);
-      pacer.stop();
+      pacers.chats.stop();
+      pacers.groups.stop();
       const c = client;
       client = null;
       bot = null;
+      // Steps still in flight are not waited for (an answer may never come); each is in its customer's outbox until
+      // it is done and runs again, with the same random_id, on the next start.
       await c?.destroy().catch(() => {});
     },
     async idle() {
       for (let i = 0; i < 50; i++) {
         const u = updates;
         await u;
-        await Promise.all([...locks.values(), ...running.values()]);
-        await new Promise<void>((ok) => setImmediate(ok));
-        if (u === updates && !locks.size && !running.size) return;
+        // A step whose answer never comes (a cut connection) must not hold idle() forever.
+        await Promise.race([Promise.all([...locks.values(), ...running.values()]), settle(30)]);
+        await settle(2);
+        if (u === updates && !locks.size) return;
       }
     },
     async health(): Promise<ConnectorHealth> {
@@ -790,7 +797,7 @@ export function createTelegramIntake(opts: TelegramIntakeOptions): TelegramIntak
         lastError,
         relayed: { in: handled.relayedIn, out: handled.relayedOut },
         dropped: handled.dropped,
-        pacing: pacer.stats().queued,
+        pacing: { queued: pacers.chats.stats().queued + pacers.groups.stats().queued, floodWaits: pacers.chats.stats().floodWaits + pacers.groups.stats().floodWaits },
       };
     },
   };
