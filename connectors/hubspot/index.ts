@@ -4,12 +4,13 @@
 // (client.ts); the server mounts `routes` and hands `crm` to the pipeline.
 import { Hono, type Context } from 'hono';
 import { AppError } from '../../core/errors.ts';
-import type { Clock, CrmPort, HistoryEntry, Intake, Logger, Store } from '../../core/ports.ts';
+import type { Clock, CrmIntakePort, CrmPort, HistoryEntry, Intake, Logger, Store } from '../../core/ports.ts';
 import { TicketRefSchema, ticketKey, type TicketRef } from '../../core/segment.ts';
 import type { ConnectorHealth, ConnectorMappings, CrmConnector } from '../../server/contracts.ts';
 import type { SecretBox } from '../shared/secrets.ts';
 import { cardData } from './card.ts';
 import { createClients, DEFAULT_TUNING, NS, type HubspotEnv, type StoredInstall, type Tuning } from './client.ts';
+import { createHubspotIntake } from './intake.ts';
 import { provisionPortal, type ProvisionReport } from './install.ts';
 import { defaultMapping, HubspotMappingSchema, watchedTicketProperties, type HubspotMapping } from './mapping.ts';
 import { companyProperties, mapTicket, noteBody, ticketProperties } from './mapper.ts';
@@ -42,6 +43,8 @@ export type HubspotConnector = CrmConnector & {
   provision(portalId: string): Promise<ProvisionReport>;
   /** Portals with an install (private app token or OAuth). */
   portals(): Promise<string[]>;
+  /** For the Telegram intake bot: contacts by email/phone/Telegram id, tickets it opens (connectors/hubspot/intake.ts). */
+  readonly intake: CrmIntakePort;
 };
 
 const PORTAL = /^\d{1,20}$/;
@@ -292,6 +295,7 @@ export async function createHubspotConnector(opts: HubspotConnectorOptions): Pro
     mappings,
     provision,
     portals: async () => (await clients.installs()).map((i) => i.portalId),
+    intake: createHubspotIntake({ session: (portal) => clients.session(portal), logger }),
 
     async start() {
       if (started) return;

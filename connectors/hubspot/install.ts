@@ -20,6 +20,7 @@ const toInput = (d: PropertyDef) => ({
   fieldType: d.fieldType,
   formField: false,
   ...(d.options ? { options: d.options.map((o) => ({ ...o, hidden: false })) } : {}),
+  ...(d.hasUniqueValue ? { hasUniqueValue: true } : {}),
 });
 
 async function ensureGroup(s: PortalSession, objectType: HsObjectType): Promise<boolean> {

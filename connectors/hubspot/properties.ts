@@ -16,6 +16,8 @@ export type PropertyDef = {
   type: 'string' | 'number' | 'datetime' | 'enumeration' | 'bool';
   fieldType: 'text' | 'textarea' | 'number' | 'date' | 'select' | 'booleancheckbox';
   options?: { label: string; value: string; displayOrder: number }[];
+  /** HubSpot refuses a second record with the same value: what makes the intake's ticket creation idempotent. */
+  hasUniqueValue?: boolean;
 };
 
 const opts = (values: readonly string[]) => values.map((v, i) => ({ label: v.charAt(0).toUpperCase() + v.slice(1), value: v, displayOrder: i }));
@@ -38,16 +40,18 @@ const SPECS: Record<string, Omit<PropertyDef, 'name'>> = {
   tierline_product: { label: 'Product (Tierline)', description: 'The product the ticket is about; Tierline routes on it.', type: 'string', fieldType: 'text' },
   tierline_churn_risk: { label: 'Churn risk % (Tierline)', description: 'Likelihood to churn, 0-100; Tierline routes at-risk accounts with priority.', type: 'number', fieldType: 'number' },
   tierline_telegram_user_id: { label: 'Telegram user id (Tierline)', description: 'The customer’s Telegram user id, set by the Tierline intake bot.', type: 'string', fieldType: 'text' },
+  tierline_intake_key: { label: 'Telegram intake key (Tierline)', description: 'Set on tickets the Tierline Telegram bot opens; unique, so a retried creation finds the first ticket.', type: 'string', fieldType: 'text', hasUniqueValue: true },
 };
 
 const OBJECT_KEYS: Record<HsObjectType, 'tickets' | 'companies' | 'contacts'> = { tickets: 'tickets', companies: 'companies', contacts: 'contacts' };
 
-/** The Tierline properties of one object: everything it writes plus the tierline_* properties it reads. */
+/** The Tierline properties of one object: everything it writes plus the tierline_* properties it reads or the intake sets. */
 export function propertyDefs(objectType: HsObjectType): PropertyDef[] {
   const key = OBJECT_KEYS[objectType];
   const writes = (HUBSPOT_MANIFEST.writes as Record<string, string[]>)[key] ?? [];
   const reads = ((HUBSPOT_MANIFEST.reads as Record<string, string[]>)[key] ?? []).filter((n) => n.startsWith('tierline_'));
-  return [...new Set([...writes, ...reads])].map((name) => {
+  const intake = ((HUBSPOT_MANIFEST.intake as Record<string, string[]>)[key] ?? []).filter((n) => n.startsWith('tierline_'));
+  return [...new Set([...writes, ...reads, ...intake])].map((name) => {
     const spec = SPECS[name];
     if (!spec) throw new Error(`no HubSpot property definition for ${objectType}.${name} (listed in manifest.json)`);
     return { name, ...spec, ...(spec.options ? { options: spec.options.map((o) => ({ ...o })) } : {}) };

@@ -8,7 +8,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import { Hono, type Context } from 'hono';
 import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { associationTypeIds, createPortal, OBJECT_TYPES, SINGULAR, TYPE_ALIASES, ValidationFailure, type Callback, type HsObjectRecord, type ObjectType, type Portal, type PropDef } from './portal.ts';
+import { associationTypeIds, createPortal, OBJECT_TYPES, SINGULAR, TYPE_ALIASES, UniqueConflict, ValidationFailure, type Callback, type HsObjectRecord, type ObjectType, type Portal, type PropDef } from './portal.ts';
 import { SEED_COMPANIES, seedCustomProperties, seedPortal } from './seed.ts';
 
 export type FaultMatch = { method?: string; path?: string | RegExp };
@@ -347,7 +347,7 @@ export async function startHubspotSandbox(opts: HubspotSandboxOptions) {
       if (!type) return json(c, 400, errorBody('VALIDATION_ERROR', `Unable to infer object type from: ${seg[3]}`));
       const defs = p.props[type];
       const groups = p.groups[type];
-      const show = (d: PropDef) => ({ ...d, options: d.options.map((o) => ({ ...o })), formField: false, calculated: false, externalOptions: false, hasUniqueValue: false, hidden: false, displayOrder: -1, modificationMetadata: { archivable: true, readOnlyDefinition: d.hubspotDefined, readOnlyValue: false } });
+      const show = (d: PropDef) => ({ ...d, options: d.options.map((o) => ({ ...o })), formField: false, calculated: false, externalOptions: false, hasUniqueValue: !!d.hasUniqueValue, hidden: false, displayOrder: -1, modificationMetadata: { archivable: true, readOnlyDefinition: d.hubspotDefined, readOnlyValue: false } });
       if (seg[4] === 'groups') {
         if (method === 'GET' && seg[5]) {
           const g = groups.get(seg[5]);
@@ -373,7 +373,7 @@ export async function startHubspotSandbox(opts: HubspotSandboxOptions) {
         if (!['string', 'number', 'datetime', 'date', 'enumeration', 'bool'].includes(type_)) return `Property type ${type_} is invalid`;
         const options = Array.isArray(x.options) ? (x.options as Record<string, unknown>[]).map((o, i) => ({ label: String(o.label), value: String(o.value), displayOrder: Number(o.displayOrder ?? i), hidden: Boolean(o.hidden) })) : [];
         if ((type_ === 'enumeration' || type_ === 'bool') && !options.length) return `Property ${name} of type ${type_} needs options`;
-        return { name, label: String(x.label ?? name), description: String(x.description ?? ''), type: type_, fieldType: String(x.fieldType ?? 'text'), groupName, options, hubspotDefined: false, createdAt: p.iso(), updatedAt: p.iso() };
+        return { name, label: String(x.label ?? name), description: String(x.description ?? ''), type: type_, fieldType: String(x.fieldType ?? 'text'), groupName, options, hubspotDefined: false, createdAt: p.iso(), updatedAt: p.iso(), ...(x.hasUniqueValue === true ? { hasUniqueValue: true } : {}) };
       };
       if (seg[4] === 'batch' && seg[5] === 'read' && method === 'POST') {
         const names = ((b.inputs ?? []) as { name?: unknown }[]).map((i) => String(i.name));
@@ -516,6 +516,36 @@ export async function startHubspotSandbox(opts: HubspotSandboxOptions) {
           return json(c, 201, { status: 'COMPLETE', results: made.reverse(), ...batchTime() });
         }
       }
+      // /crm/v3/objects/{type}/search: filter groups are ORed, the filters inside a group ANDed.
+      if (seg[4] === 'search' && method === 'POST') {
+        const groupsIn = (Array.isArray(b.filterGroups) ? b.filterGroups : []) as { filters?: { propertyName?: string; operator?: string; value?: unknown; values?: unknown[] }[] }[];
+        if (groupsIn.length > 5) return json(c, 400, errorBody('VALIDATION_ERROR', 'Too many filter groups: at most 5 are allowed'));
+        const match = (r: HsObjectRecord, f: { propertyName?: string; operator?: string; value?: unknown; values?: unknown[] }) => {
+          const v = r.properties[String(f.propertyName ?? '')] ?? null;
+          switch (f.operator) {
+            case 'EQ':
+              return v !== null && v !== '' && v.toLowerCase() === String(f.value ?? '').toLowerCase();
+            case 'NEQ':
+              return v !== String(f.value ?? '');
+            case 'IN':
+              return v !== null && (f.values ?? []).map((x) => String(x).toLowerCase()).includes(v.toLowerCase());
+            case 'HAS_PROPERTY':
+              return v !== null && v !== '';
+            case 'NOT_HAS_PROPERTY':
+              return v === null || v === '';
+            default:
+              return false;
+          }
+        };
+        for (const g of groupsIn) for (const f of g.filters ?? []) if (!p.props[type].has(String(f.propertyName ?? ''))) return json(c, 400, errorBody('VALIDATION_ERROR', `There was a problem with the request: property ${f.propertyName} does not exist`));
+        const all = [...p.objects[type].values()].filter((r) => !r.archived && (!groupsIn.length || groupsIn.some((g) => (g.filters ?? []).every((f) => match(r, f)))));
+        all.sort((x, y) => Number(x.id) - Number(y.id));
+        const limit = Math.min(200, Number(b.limit ?? 10) || 10);
+        const after = Number(b.after ?? 0) || 0;
+        const page = all.slice(after, after + limit);
+        const props = ((b.properties ?? []) as string[]).map(String);
+        return json(c, 200, { total: all.length, results: page.map((r) => view(p, type, r, props)), ...(after + limit < all.length ? { paging: { next: { after: String(after + limit) } } } : {}) });
+      }
       const id = seg[4];
       if (method === 'POST' && !id) {
         try {
@@ -526,11 +556,13 @@ export async function startHubspotSandbox(opts: HubspotSandboxOptions) {
           return json(c, 201, view(p, type, r, Object.keys((b.properties ?? {}) as object)));
         } catch (e) {
           if (e instanceof ValidationFailure) return validationError(c, e);
+          if (e instanceof UniqueConflict) return json(c, 409, errorBody('CONFLICT', e.message, { context: { property: [e.property], existingId: [e.existingId] } }));
           throw e;
         }
       }
       if (id && method === 'GET') {
-        const r = p.get(type, id);
+        const idProperty = url.searchParams.get('idProperty');
+        const r = idProperty ? p.getBy(type, idProperty, id) : p.get(type, id);
         return r ? json(c, 200, view(p, type, r, listParam(url, 'properties'), listParam(url, 'associations'))) : notFound(c);
       }
       if (id && method === 'PATCH') {

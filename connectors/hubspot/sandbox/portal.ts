@@ -46,6 +46,8 @@ export type PropDef = {
   groupName: string;
   options: PropOption[];
   hubspotDefined: boolean;
+  /** HubSpot refuses a second record with the same value (up to ten such properties per object). */
+  hasUniqueValue?: boolean;
   createdAt: string;
   updatedAt: string;
 };
@@ -55,6 +57,17 @@ export type Association = { a: { type: ObjectType; id: string }; b: { type: Obje
 export type Callback = { callbackId: string; ticketId: string; state: 'BLOCKED' | 'COMPLETED'; outputFields: Record<string, string> | null; createdAt: number; completedAt: number | null };
 
 export type ValidationProblem = { name: string; error: 'PROPERTY_DOESNT_EXIST' | 'INVALID_OPTION' | 'INVALID_INTEGER' | 'INVALID_DATE' | 'READ_ONLY_VALUE'; message: string };
+
+/** A create that would repeat the value of a unique property (HubSpot answers 409 CONFLICT). */
+export class UniqueConflict extends Error {
+  readonly existingId: string;
+  readonly property: string;
+  constructor(type: string, property: string, value: string, existingId: string) {
+    super(`A ${type} with ${property} "${value}" already exists (the property requires unique values). Existing ID: ${existingId}`);
+    this.existingId = existingId;
+    this.property = property;
+  }
+}
 
 export class ValidationFailure extends Error {
   readonly problems: ValidationProblem[];
@@ -181,6 +194,11 @@ export function createPortal(o: { portalId: string; now: () => number; idBase: n
 
   function create(type: ObjectType, values: Record<string, unknown>): HsObjectRecord {
     const clean = validate(type, values, true);
+    for (const [name, v] of Object.entries(clean)) {
+      if (!v || !props[type].get(name)?.hasUniqueValue) continue;
+      const dup = [...objects[type].values()].find((r) => !r.archived && r.properties[name] === v);
+      if (dup) throw new UniqueConflict(SINGULAR[type], name, v, dup.id);
+    }
     const id = String(nextId++);
     const at = iso();
     const rec: HsObjectRecord = { id, properties: { ...clean, hs_object_id: id, createdate: at, [type === 'contacts' ? 'lastmodifieddate' : 'hs_lastmodifieddate']: at }, createdAt: at, updatedAt: at, archived: false };
@@ -196,6 +214,12 @@ export function createPortal(o: { portalId: string; now: () => number; idBase: n
     Object.assign(rec.properties, clean, { [type === 'contacts' ? 'lastmodifieddate' : 'hs_lastmodifieddate']: at });
     rec.updatedAt = at;
     return rec;
+  }
+
+  /** A live record by a unique property's value (GET ...?idProperty=). */
+  function getBy(type: ObjectType, property: string, value: string): HsObjectRecord | null {
+    if (!props[type].get(property)?.hasUniqueValue && property !== 'hs_object_id') return null;
+    return [...objects[type].values()].find((r) => !r.archived && r.properties[property] === value) ?? null;
   }
 
   function get(type: ObjectType, id: string): HsObjectRecord | null {
@@ -248,6 +272,7 @@ export function createPortal(o: { portalId: string; now: () => number; idBase: n
     create,
     update,
     get,
+    getBy,
     archive,
     associate,
     associated,
