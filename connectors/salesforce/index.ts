@@ -4,7 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { Hono } from 'hono';
 import { AppError } from '../../core/errors.ts';
-import type { Clock, CrmPort, Intake, IntakeEvent, Logger, Store } from '../../core/ports.ts';
+import type { Clock, CrmIntakePort, CrmPort, Intake, IntakeEvent, Logger, Store } from '../../core/ports.ts';
+import { createSalesforceIntake } from './intake.ts';
 import { TicketRefSchema, type TicketRef } from '../../core/segment.ts';
 import type { ConnectorHealth, ConnectorMappings, CrmConnector } from '../../server/contracts.ts';
 import type { SecretBox } from '../shared/secrets.ts';
@@ -39,6 +40,8 @@ export type SalesforceConnector = CrmConnector & {
   deployMetadata(orgId: string, opts?: { checkOnly?: boolean }): Promise<DeployOutcome>;
   /** Orgs whose Outbound Messages are accepted. */
   allowedOrgs(): string[];
+  /** For the Telegram intake bot: Contacts by email/phone/Telegram id, Cases it opens (connectors/salesforce/intake.ts). */
+  readonly intake: CrmIntakePort;
 };
 
 const XML = { 'content-type': 'text/xml; charset=utf-8' };
@@ -248,6 +251,7 @@ export async function createSalesforceConnector(opts: SalesforceConnectorOptions
     mappings,
     deployMetadata,
     allowedOrgs: () => [...allowed],
+    intake: createSalesforceIntake({ session: (org) => clients.session(org) }),
 
     async start() {
       if (started) return;

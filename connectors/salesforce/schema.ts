@@ -63,6 +63,7 @@ export const CUSTOM_FIELDS: readonly FieldSpec[] = [
   { object: 'Account', name: 'Tier__c', label: 'Tier', type: 'Picklist', description: 'Customer tier; Tierline routes on it (falls back to Rating, then to lifetime value thresholds).', values: [['Enterprise', 'Enterprise'], ['Premium', 'Premium'], ['Standard', 'Standard'], ['Free', 'Free']], written: false },
   { object: 'Account', name: 'Lifetime_Value__c', label: 'Lifetime Value', type: 'Currency', length: 16, scale: 2, description: 'Revenue to date from this customer; Tierline derives a tier from it when Tier is empty.', written: false },
   { object: 'Account', name: 'Churn_Risk__c', label: 'Churn Risk', type: 'Percent', length: 5, scale: 2, description: 'Likelihood the customer leaves (0-100 %); Tierline routing rules can use it.', written: false },
+  { object: 'Case', name: 'Tierline_Intake_Key__c', label: 'Tierline Intake Key', type: 'Text', length: 80, externalId: true, unique: true, description: 'Set on Cases the Tierline Telegram bot opens; the upsert key that makes a retried creation find the first Case.', written: true },
   { object: 'Contact', name: 'Tierline_Telegram_User_Id__c', label: 'Telegram User Id', type: 'Text', length: 32, externalId: true, unique: true, description: 'Numeric Telegram user id, set by the Tierline intake bot.', written: true },
 
   // Written onto the Case: the current routing outcome.

@@ -295,6 +295,33 @@ export async function startSalesforceSandbox(opts: SalesforceSandboxOptions = {}
       const r = runSoql(org, soql, version);
       return { status: 200, body: r, entry: { soql, records: r.totalSize } };
     }
+    // SOSL, as much as the Telegram intake uses: FIND {term} IN EMAIL|PHONE|NAME|ALL FIELDS RETURNING Object(fields) [LIMIT n].
+    // Phone search ignores formatting, as Salesforce's does ("+1 512 555 0100" is found by +15125550100).
+    if (seg[0] === 'search' && method === 'GET') {
+      const sosl = q.get('q') ?? '';
+      const m = /^\s*FIND\s+\{((?:\\.|[^}])*)\}\s+IN\s+(ALL|EMAIL|PHONE|NAME)\s+FIELDS\s+RETURNING\s+(\w+)\s*\(([^)]*)\)(?:\s+LIMIT\s+(\d+))?\s*$/i.exec(sosl);
+      if (!m) throw new SfError(400, 'MALFORMED_SEARCH', `No search term found. The search term must be enclosed in braces: ${sosl.slice(0, 80)}`);
+      const term = m[1]!.replace(/\\(.)/g, '$1');
+      if (term.replace(/[*?]/g, '').length < 2) throw new SfError(400, 'INVALID_SEARCH', 'search term must be longer than one character');
+      const object = m[3]!;
+      const d = org.describe(object);
+      const fields = m[4]!.split(',').map((f) => f.trim()).filter(Boolean);
+      for (const f of fields) if (!d.fields.has(f)) throw new SfError(400, 'INVALID_FIELD', `No such column '${f}' on entity '${object}'.`);
+      const scope = m[2]!.toUpperCase();
+      const digits = (v: unknown) => String(v ?? '').replace(/\D/g, '');
+      const hit = (r: Record<string, unknown>) => {
+        const phones = [...d.fields.values()].filter((f) => f.kind === 'phone').map((f) => digits(r[f.name]));
+        const emails = [...d.fields.values()].filter((f) => f.kind === 'email').map((f) => String(r[f.name] ?? '').toLowerCase());
+        const t = digits(term);
+        const phoneHit = t.length >= 7 && phones.some((p) => p.length >= 7 && (p === t || p.endsWith(t) || t.endsWith(p)));
+        const emailHit = emails.includes(term.toLowerCase());
+        const nameHit = String(r.Name ?? '').toLowerCase().includes(term.toLowerCase());
+        return scope === 'PHONE' ? phoneHit : scope === 'EMAIL' ? emailHit : scope === 'NAME' ? nameHit : phoneHit || emailHit || nameHit;
+      };
+      const limit = m[5] ? Number(m[5]) : 2000;
+      const found = org.all(object).filter(hit).slice(0, limit);
+      return { status: 200, body: { searchRecords: found.map((r) => ({ attributes: { type: object, url: `/services/data/v${version}/sobjects/${object}/${r.Id}` }, Id: r.Id, ...Object.fromEntries(fields.filter((f) => f !== 'Id').map((f) => [f, r[f] ?? null])) })) }, entry: { records: found.length } };
+    }
     if (seg[0] === 'limits' && method === 'GET') return { status: 200, body: { DailyApiRequests: { Max: limit.max, Remaining: Math.max(0, limit.max - limit.used) } } };
     if (seg[0] === 'sobjects' && seg.length >= 2) {
       const type = seg[1]!;
