@@ -19,6 +19,8 @@ import { startSalesforceSandbox } from '../connectors/salesforce/sandbox/index.t
 import { createTelegramConnector, type TelegramConnector } from '../connectors/telegram/index.ts';
 import { createTelegramSandbox } from '../connectors/telegram/sandbox/index.ts';
 import { connectRemoteTelegramSandbox } from '../connectors/telegram/sandbox/remote.ts';
+import { createTelegramIntake, type TelegramIntake } from '../connectors/telegram/intake/index.ts';
+import { intakeCrmFrom, intakeEnv, type IntakeCapableConnector } from '../connectors/telegram/intake/config.ts';
 import { createConsole } from './console/index.ts';
 import { createApp } from './app.ts';
 import { createConfigService } from './config-service.ts';
@@ -266,7 +268,32 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
     return health;
   };
 
+  // Telegram intake (connectors/telegram/intake): customers open tickets in a private chat with the team's bot, which
+  // then relays the conversation with the ticket's topic. In sandbox mode the sandbox bot; for real, a second GramJS
+  // client with TELEGRAM_BOT_TOKEN next to the user account (TELEGRAM_SESSION). It runs where the Telegram connection
+  // is held; write-backs on any instance queue the customer's notices in the store. TELEGRAM_INTAKE=off turns it off.
+  const intakeOpts = intakeEnv(process.env);
+  const intakeBot: TelegramIntake | null =
+    intakeOpts.enabled && ((env.modes.telegram === 'sandbox' && tgSandbox && !extTelegram) || (env.modes.telegram === 'real' && env.TELEGRAM_BOT_TOKEN && env.TELEGRAM_SESSION))
+      ? createTelegramIntake({
+          mode: env.modes.telegram,
+          env: { apiId: env.TELEGRAM_API_ID, apiHash: env.TELEGRAM_API_HASH, botToken: env.TELEGRAM_BOT_TOKEN },
+          store,
+          secrets,
+          logger: log.child({ connector: 'telegram-intake' }),
+          clock,
+          intake,
+          crm: intakeCrmFrom(crms as unknown as IntakeCapableConnector[], intakeOpts),
+          groups: () => groupsCache,
+          ...(tgSandbox && !extTelegram ? { sandbox: tgSandbox } : {}),
+          settings: intakeOpts.settings,
+          adminToken: () => admin.value,
+        })
+      : null;
+  if (intakeBot) app.route('/', intakeBot.routes);
+
   const byCrm = new Map(crms.map((c) => [c.id, c.crm]));
+  if (intakeBot) for (const [id, port] of byCrm) byCrm.set(id, intakeBot.observe(port));
   const timedCrm = new Map([...byCrm].map(([id, port]) => [id, timing.upstream(port)]));
   pipeline = createPipeline({
     store,
@@ -295,6 +322,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       : null;
 
   const health = [...crms.map((c) => ({ id: c.id, health: () => c.health() })), { id: 'telegram', health: telegramHealth }];
+  if (intakeBot) health.push({ id: 'telegram-intake', health: () => intakeBot.health() });
   const consoleApp = createConsole({
     store,
     clock,
@@ -339,11 +367,13 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       onElected: async () => {
         telegram = buildTelegram();
         await telegram.start();
+        await intakeBot?.start();
         worker?.wake();
       },
       onDeposed: async () => {
         const t = telegram;
         telegram = null;
+        await intakeBot?.stop();
         await t?.stop();
       },
     });
@@ -351,6 +381,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
   } else {
     telegram = buildTelegram();
     await telegram.start();
+    await intakeBot?.start();
   }
   worker = startWorker(pipeline.pump, log.child({ component: 'worker' }), { drain: pipeline.drain });
 
@@ -371,6 +402,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       generator?.stop();
       await worker?.stop();
       await leader?.stop();
+      await intakeBot?.stop();
       await telegram?.stop();
       for (const c of crms) await c.stop();
       await new Promise<void>((ok) => server.close(() => ok()));

@@ -108,10 +108,11 @@ export function createTelegramIntake(opts: TelegramIntakeOptions): TelegramIntak
   const timers = toTimers(opts.clock);
   const s: IntakeSettings = { ...DEFAULT_INTAKE_SETTINGS, ...opts.settings, form: { ...DEFAULT_INTAKE_SETTINGS.form, ...opts.settings?.form } };
   // Telegram allows a bot about one message a second in a private chat and about twenty a minute in a group.
-  const pacers = {
+  const newPacers = () => ({
     chats: createPacer({ timers, logger: log, waitSecondsOf, perGroupPerMinute: opts.pacing?.perChatPerMinute ?? 60, perAccountPerSecond: opts.pacing?.perAccountPerSecond ?? 30 }),
     groups: createPacer({ timers, logger: log, waitSecondsOf, perGroupPerMinute: opts.pacing?.perGroupPerMinute ?? 20, perAccountPerSecond: opts.pacing?.perAccountPerSecond ?? 30 }),
-  };
+  });
+  let pacers = newPacers();
   let client: TelegramClient | null = null;
   let bot: BotApi | null = null;
   let selfId: string | null = null;
@@ -748,7 +749,12 @@ export function createTelegramIntake(opts: TelegramIntakeOptions): TelegramIntak
     kick,
     botId: () => selfId,
     async start() {
-      if (client || stopped) return;
+      if (client) return;
+      // Started again after stop() (a new election won): fresh pacing, the outbox carries on where it was.
+      if (stopped) {
+        stopped = false;
+        pacers = newPacers();
+      }
       try {
         const c = await connectBot({ mode: opts.mode, env: opts.env, store, secrets: opts.secrets, sandbox: opts.sandbox });
         client = c.client;
@@ -762,7 +768,13 @@ export function createTelegramIntake(opts: TelegramIntakeOptions): TelegramIntak
         log.info('telegram intake bot connected', { bot: selfName });
       } catch (err) {
         note(err);
-        log.error('telegram intake bot could not start', { error: errorMessage(err) });
+        const retry = err instanceof AppError && (err.code === 'upstream' || err.code === 'rate_limited');
+        log.error('telegram intake bot could not start', { error: errorMessage(err), retryInMs: retry ? 30_000 : null });
+        const c = client as TelegramClient | null;
+        client = null;
+        bot = null;
+        await c?.destroy().catch(() => {});
+        if (retry && !stopped) retryTimer = timers.setTimer(() => void this.start(), 30_000);
       }
     },
     async stop() {

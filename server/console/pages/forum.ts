@@ -5,10 +5,12 @@ import type { SandboxForum, SandboxGroup } from '../../contracts.ts';
 import type { Auth } from '../auth.ts';
 import type { ConsoleContext, Routes } from '../context.ts';
 import { csrfField, empty, html, int, notice, qs, raw, selectOptions, shell, tableWrap, ticketHref, time, type Html } from '../ui.ts';
+import { mountCustomerChat } from './customer-chat.ts';
 
 const TOPICS_SHOWN = 50;
 
 export function mountForum(app: Routes, ctx: ConsoleContext, auth: Auth): void {
+  mountCustomerChat(app, ctx, auth);
   const unavailable = (csrf: string) =>
     shell({
       title: 'Sandbox forum',
@@ -27,6 +29,7 @@ export function mountForum(app: Routes, ctx: ConsoleContext, auth: Auth): void {
     const groups = forum.groups();
     const body = html`<h1>Sandbox forum</h1>
 <p class="lead">Act as an agent: open a topic, reply (the first reply stops the SLA clock), close it (resolves the ticket), or go offline. Changes reach the history within a second or two.</p>
+${(forum as { chats?: unknown }).chats ? html`<p><a href="/forum/customer">Customer chat</a>: write to the team's bot as a customer (intake form, then the conversation with the agent).</p>` : ''}
 ${q.done ? notice('ok', q.done) : ''}
 <section aria-labelledby="agents-h"><h2 id="agents-h">Agents</h2>
 ${agents.length

@@ -1,0 +1,76 @@
+// The intake as `npm start` wires it with no credentials: the sandbox bot next to the sandbox user account, the
+// HubSpot sandbox as the CRM. A customer known to HubSpot fills in the form; the ticket is created in HubSpot with
+// contact and company, routes once (the HubSpot webhook for the same ticket is the same step) into a topic with the
+// company's tier, the agent's answer reaches the customer, and the Telegram id is on the contact.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, expect, it } from 'vitest';
+import type { PrivateChats } from '../../../../connectors/telegram/sandbox/index.ts';
+import { loadEnv } from '../../../../server/env.ts';
+import { silentLogger } from '../../../../server/logger.ts';
+import { startService, type Service } from '../../../../server/service.ts';
+
+let s: Service | null = null;
+let dir = '';
+afterEach(async () => {
+  await s?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function until<T>(what: string, probe: () => Promise<T | null | undefined | false> | T | null | undefined | false, ms = 10_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+it('opens a HubSpot ticket from the Telegram form, routes it once and relays the answer', async () => {
+  dir = mkdtempSync(join(tmpdir(), 'tierline-intake-'));
+  s = await startService({ env: loadEnv({ DATA_DIR: dir, PORT: '0', HOST: '127.0.0.1', SAMPLE_TICKETS_PER_MINUTE: '0' }), logger: silentLogger, simulatedAgents: false });
+  const forum = s.forum as unknown as { chats: PrivateChats; botUserId: string };
+  const { chats, botUserId: bot } = forum;
+  const BILL = '8000000001';
+  const botSays = () => chats.chat(BILL, bot).filter((m) => m.fromBot);
+  const waitFor = (text: string | RegExp) => until(`the bot to say ${text}`, () => botSays().find((m) => (typeof text === 'string' ? m.text.includes(text) : text.test(m.text))));
+  const press = async (label: string) => {
+    const m = [...chats.chat(BILL, bot)].reverse().find((x) => x.buttons.flat().some((b) => b.label === label))!;
+    chats.press(BILL, m.id, m.buttons.flat().find((b) => b.label === label)!.data);
+  };
+
+  chats.send(BILL, bot, { text: '/start' });
+  await waitFor('What is your email address?');
+  chats.send(BILL, bot, { text: 'bill.lumbergh@initech.example' });
+  await waitFor('Which product');
+  await press('API');
+  await waitFor('What kind of problem');
+  await press('Technical');
+  await waitFor('Please describe');
+  chats.send(BILL, bot, { text: 'Webhooks are delivered twice since the upgrade.' });
+  await waitFor('Please check');
+  await press('✅ Send');
+  const opened = await waitFor(/^Your ticket #\d+ is open/);
+  const ticketId = /#(\d+)/.exec(opened.text)![1]!;
+  await waitFor('has taken your ticket');
+
+  const hs = s.sandboxes.hubspot!;
+  const t = hs.ticket(ticketId)!;
+  expect(t.properties).toMatchObject({ tierline_product: 'API', hs_ticket_category: 'PRODUCT_ISSUE', hs_language: 'en' });
+  expect(t.companyIds).toEqual([hs.companyByName('Initech')!.id]);
+  const contact = hs.contacts().find((c) => c.properties.email === 'bill.lumbergh@initech.example')!;
+  expect(t.contactIds).toEqual([contact.id]);
+  expect(contact.properties.tierline_telegram_user_id).toBe(BILL);
+
+  const rec = await until('the routed ticket', async () => (await s!.store.tickets({ open: true })).find((x) => x.ref.ticketId === ticketId && x.topic));
+  expect(rec.segment?.tier).toBe('enterprise');
+  const channel = s.forum!.groups().find((g) => g.id === rec.topic!.groupId)!.channelId;
+  expect(s.forum!.topics(channel).filter((x) => x.title.includes('Webhooks are delivered twice'))).toHaveLength(1);
+
+  await s.forum!.reply(channel, rec.topic!.topicId, '7000000001', 'Hi Bill, we are on it.');
+  await waitFor('Hi Bill, we are on it.');
+  const health = (await (await fetch(`${s.url}/readyz`)).json()) as { connectors: Record<string, { ok: boolean }> };
+  expect(health.connectors['telegram-intake']).toMatchObject({ ok: true });
+});
