@@ -180,6 +180,17 @@ export function createBotApi(o: { client: TelegramClient; pacers: { chats: Pacer
       }
     },
 
+    /** Deletes the bot's own messages in a private chat, for both sides. */
+    async deleteInChat(userId: string, ids: number[], priority: number): Promise<void> {
+      try {
+        await run(`chat:${userId}`, priority, false, 'intake: delete', new Api.messages.DeleteMessages({ id: ids, revoke: true }));
+      } catch (err) {
+        // Too old to delete (48 h for bots) or gone already: nothing to follow.
+        if (rpcName(err) === 'MESSAGE_DELETE_FORBIDDEN') return;
+        throw toAppError(err, 'deleting a relayed message');
+      }
+    },
+
     async answerCallback(queryId: string, text?: string): Promise<void> {
       try {
         await run('account', 60, false, 'intake: callback', new Api.messages.SetBotCallbackAnswer({ queryId: big(queryId), cacheTime: 0, ...(text ? { message: text } : {}) }));

@@ -405,6 +405,23 @@ export function createTelegramIntake(opts: TelegramIntakeOptions): TelegramIntak
     if (queued) void drive(link.userId);
   }
 
+  /** An agent deleted messages in a topic: their copies in the customer's chat go too (customers' own deletions in
+   * a private chat are not reported to bots, so those copies stay in the topic). */
+  async function onTopicDeletes(channelId: string, ids: number[]): Promise<void> {
+    for (const id of ids) {
+      const map = RelayOutSchema.safeParse(await store.kvGet(NS.relay, `out:${channelId}:${id}`));
+      if (!map.success || map.data.chatMsgId === null) continue;
+      const userId = map.data.userId;
+      await lock(userId, async () => {
+        const r = await load(userId);
+        if (!r) return;
+        push(r, { kind: 'out', channelId, msgId: id, delete: true });
+        await save(r);
+      });
+      void drive(userId);
+    }
+  }
+
   // ---------------------------------------------------------------- steps
 
   type StepResult = { done: boolean; apply?: (r: CustomerRecord) => void | Promise<void> };
@@ -494,6 +511,11 @@ export function createTelegramIntake(opts: TelegramIntakeOptions): TelegramIntak
       }
       case 'out': {
         const key = `out:${a.channelId}:${a.msgId}`;
+        if (a.delete) {
+          const map = RelayOutSchema.safeParse(await store.kvGet(NS.relay, key));
+          if (map.success && map.data.chatMsgId !== null) await b.deleteInChat(r.userId, [map.data.chatMsgId], FORM_PRIORITY);
+          return { done: true };
+        }
         if (a.edit !== undefined) {
           const map = RelayOutSchema.safeParse(await store.kvGet(NS.relay, key));
           if (map.success && map.data.chatMsgId !== null) await b.editText({ userId: r.userId }, map.data.chatMsgId, a.edit, FORM_PRIORITY);
@@ -598,6 +620,8 @@ export function createTelegramIntake(opts: TelegramIntakeOptions): TelegramIntak
       const userId = u.userId.toString();
       const data = u.data ? Buffer.from(u.data).toString() : '';
       await incoming({ kind: 'callback', userId, queryId: u.queryId.toString(), msgId: u.msgId, data }, people.get(userId));
+    } else if (u instanceof Api.UpdateDeleteChannelMessages) {
+      await onTopicDeletes(u.channelId.toString(), u.messages);
     } else if (u instanceof Api.UpdateNewChannelMessage || u instanceof Api.UpdateEditChannelMessage) {
       const m = u.message;
       if (m instanceof Api.Message && m.peerId instanceof Api.PeerChannel) await onTopicMessage(m, m.peerId.channelId.toString(), u instanceof Api.UpdateEditChannelMessage);

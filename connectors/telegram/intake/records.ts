@@ -34,7 +34,7 @@ export const ActionSchema = z.discriminatedUnion('kind', [
   /** Copy the customer's message (or its edit) into the ticket's topic. */
   z.object({ id: z.number(), kind: z.literal('in'), ticketKey: z.string(), msgId: z.number(), edit: z.string().optional() }),
   /** Copy an agent's topic message (or its edit) to the customer. */
-  z.object({ id: z.number(), kind: z.literal('out'), channelId: z.string(), msgId: z.number(), edit: z.string().optional() }),
+  z.object({ id: z.number(), kind: z.literal('out'), channelId: z.string(), msgId: z.number(), edit: z.string().optional(), delete: z.boolean().optional() }),
   z.object({ id: z.number(), kind: z.literal('reopen'), ticketKey: z.string() }),
 ]);
 export type Action = z.infer<typeof ActionSchema>;

@@ -10,7 +10,7 @@ import type { Account, Group, Media, Msg, Viewer, World } from './world.ts';
 export type Button = { label: string; data: string };
 export type Markup = { inline: Button[][] } | { keyboard: { label: string; requestPhone: boolean }[][]; singleUse: boolean } | { hide: true };
 
-export type PrivateMsg = { key: number; from: string; to: string; at: number; text: string; media: Media | null; markup: Markup | null; ids: Record<string, number>; editedAt?: number };
+export type PrivateMsg = { key: number; from: string; to: string; at: number; text: string; media: Media | null; markup: Markup | null; ids: Record<string, number>; editedAt?: number; deleted?: boolean };
 
 type Box = { nextId: number; pts: number; log: { pts: number; key: number; kind: 'new' | 'edit' }[]; randomIds: Map<string, number> };
 
@@ -219,6 +219,23 @@ export function installPrivateChats(world: World) {
     return build(me.id);
   };
 
+  // Deleting in a private chat: with revoke, for both sides (bots always revoke); the other side is told.
+  x.methods['messages.DeleteMessages'] = (req: Api.messages.DeleteMessages, me: Account) => {
+    const gone = (req.id ?? []).map((id) => find(me.id, id)).filter((m): m is PrivateMsg => !!m && !m.deleted);
+    for (const m of gone) {
+      if (me.bot && m.from !== me.id && x.now() - m.at > 48 * 3600_000) return x.fault(400, 'MESSAGE_DELETE_FORBIDDEN');
+    }
+    for (const m of gone) {
+      m.deleted = true;
+      for (const acc of [m.from, m.to]) {
+        const b = box(acc);
+        b.pts += 1;
+        if (acc !== me.id) deliver(acc, () => new Api.UpdateShort({ update: new Api.UpdateDeleteMessages({ messages: [m.ids[acc]!], pts: b.pts, ptsCount: 1 }), date: x.sec(x.now()) }));
+      }
+    }
+    return new Api.messages.AffectedMessages({ pts: box(me.id).pts, ptsCount: gone.length });
+  };
+
   x.methods['messages.SetBotCallbackAnswer'] = (req: Api.messages.SetBotCallbackAnswer, me: Account) => {
     if (!me.bot) return x.fault(400, 'BOT_METHOD_INVALID');
     const q = callbacks.get(String(req.queryId));
@@ -297,7 +314,7 @@ export function installPrivateChats(world: World) {
     /** The chat as the customer sees it, oldest first. */
     chat(userId: string, botId: string): CustomerView[] {
       return [...messages.values()]
-        .filter((m) => (m.from === userId && m.to === botId) || (m.from === botId && m.to === userId))
+        .filter((m) => !m.deleted && ((m.from === userId && m.to === botId) || (m.from === botId && m.to === userId)))
         .map((m) => ({
           id: m.ids[userId]!,
           fromBot: m.from === botId,
@@ -316,6 +333,13 @@ export function installPrivateChats(world: World) {
       const msg = x.append(g, { fromId: userId, text, topicId, replyToMsgId: topicId, mentions: [], action: null, media: newFile(media.kind, media.name, media.mime) });
       x.broadcast(g, (viewer) => x.newMessageUpdates(g, [msg], viewer));
       return msg;
+    },
+    /** An agent deletes their message in a topic. */
+    agentDelete(channelId: string, messageId: number): void {
+      const g = world.mustGroup(channelId);
+      if (!g.messages.delete(messageId)) throw new Error(`sandbox: no message ${messageId}`);
+      g.pts += 1;
+      x.broadcast(g, (viewer) => new Api.Updates({ updates: [new Api.UpdateDeleteChannelMessages({ channelId: x.big(g.channelId), messages: [messageId], pts: g.pts, ptsCount: 1 })], users: [], chats: [x.channelTl(g, viewer)], date: x.sec(x.now()), seq: 0 }));
     },
     /** An agent edits their message in a topic. */
     agentEdit(channelId: string, messageId: number, text: string): void {

@@ -28,7 +28,7 @@ async function openTicket(userId: string, identifier: string, product = 'API', c
 const topicMessages = (t: TicketRecord) => h.sandbox.allMessages(channelOf(t.topic!.groupId)).filter((m) => m.topicId === t.topic!.topicId && m.kind === 'text');
 
 describe('relay', () => {
-  it('copies text and media both ways, follows edits, and keeps internal notes and commands in the topic', async () => {
+  it('copies text and media both ways, follows edits and deletions, and keeps internal notes and commands in the topic', async () => {
     h = await setupIntake();
     const t = await openTicket(BILL, 'bill.lumbergh@initech.example');
     const channel = channelOf(t.topic!.groupId);
@@ -67,6 +67,11 @@ describe('relay', () => {
     h.sandbox.chats!.agentEdit(channel, reply.id, 'Thanks Bill, I am looking into it.');
     await h.settle();
     expect(h.sandbox.chats!.chat(BILL, BOT).some((m) => m.fromBot && m.text === 'Thanks Bill, I am looking into it.' && m.edited)).toBe(true);
+    // The agent deletes a message: the customer's copy goes too.
+    const photo = h.sandbox.allMessages(channel).find((m) => m.text === 'Does it look like this?')!;
+    h.sandbox.chats!.agentDelete(channel, photo.id);
+    await h.settle();
+    expect(h.sandbox.chats!.chat(BILL, BOT).some((m) => m.text === 'Does it look like this?')).toBe(false);
     // The reply was the first response, as for any ticket.
     expect((await h.store.getTicket(t.key))!.firstResponseAt).not.toBeNull();
   });
