@@ -40,6 +40,42 @@ const parser = new XMLParser({
   isArray: (name, jpath) => name === 'Notification' && String(jpath).endsWith('notifications.Notification'),
 });
 
+// The same document read with its prefixes kept, only to check namespaces: removeNSPrefix above would otherwise let a
+// SOAP 1.2 envelope or a <notifications> of any other namespace through as if it were Salesforce's.
+const nsParser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@_', removeNSPrefix: false, parseTagValue: false, parseAttributeValue: false, processEntities: false, htmlEntities: false, ignoreDeclaration: true, ignorePiTags: true, maxNestedTags: 20 });
+
+type El = Record<string, unknown>;
+const isEl = (v: unknown): v is El => typeof v === 'object' && v !== null && !Array.isArray(v);
+const prefixOf = (name: string) => (name.includes(':') ? name.slice(0, name.indexOf(':')) : '');
+const localOf = (name: string) => (name.includes(':') ? name.slice(name.indexOf(':') + 1) : name);
+
+/** The namespace an element name resolves to, looking up its prefix in the element and its ancestors (innermost first). */
+function nsOf(name: string, scopes: El[]): string | null {
+  const attr = prefixOf(name) ? `@_xmlns:${prefixOf(name)}` : '@_xmlns';
+  for (const el of scopes) if (typeof el[attr] === 'string') return el[attr] as string;
+  return null;
+}
+
+function child(el: El, local: string): [string, El] | null {
+  for (const [k, v] of Object.entries(el)) if (!k.startsWith('@_') && localOf(k) === local && isEl(v)) return [k, v];
+  return null;
+}
+
+/** Why the envelope or the notifications element is in the wrong namespace, or null when both are right. */
+function namespaceProblem(xml: string): string | null {
+  const doc = nsParser.parse(xml) as El;
+  const env = child(doc, 'Envelope');
+  if (!env) return null; // the shape check names a missing envelope
+  if (nsOf(env[0], [env[1]]) !== SOAP_ENV) return `the envelope is not SOAP 1.1 (namespace ${String(nsOf(env[0], [env[1]])).slice(0, 80)}; Salesforce sends ${SOAP_ENV})`;
+  const body = child(env[1], 'Body');
+  if (!body) return null;
+  const notes = child(body[1], 'notifications');
+  if (!notes) return null;
+  const ns = nsOf(notes[0], [notes[1], body[1], env[1]]);
+  if (ns !== OUTBOUND_NS) return `<notifications> is in namespace ${String(ns).slice(0, 80)}, not ${OUTBOUND_NS}`;
+  return null;
+}
+
 const PREDEFINED: Record<string, string> = { lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" };
 
 /** Decodes the five predefined entities and character references; nothing else exists without a DTD. */
@@ -86,6 +122,13 @@ export function parseOutboundMessage(xml: string): ParseResult {
   } catch (err) {
     return { ok: false, reason: `malformed XML: ${err instanceof Error ? err.message : String(err)}` };
   }
+  let nsProblem: string | null;
+  try {
+    nsProblem = namespaceProblem(xml);
+  } catch (err) {
+    return { ok: false, reason: `malformed XML: ${err instanceof Error ? err.message : String(err)}` };
+  }
+  if (nsProblem) return { ok: false, reason: `not a Salesforce outbound message: ${nsProblem}` };
   const parsed = EnvelopeSchema.safeParse(doc);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
