@@ -171,6 +171,16 @@ export async function createHubspotConnector(opts: HubspotConnectorOptions): Pro
     return v.ok ? null : v.reason;
   }
 
+  /**
+   * Portals whose requests Tierline takes: the installed ones. Null while none is known (the private app token has not
+   * been checked yet, e.g. HubSpot was down at start), so the caller asks HubSpot to retry instead of dropping events.
+   */
+  async function connectedPortals(): Promise<Set<string> | null> {
+    const list = await clients.installs();
+    return list.length ? new Set(list.map((i) => i.portalId)) : null;
+  }
+  const noPortalYet = (c: Context) => err(c, 503, 'misconfigured', 'No HubSpot portal is connected to Tierline yet (the private app token could not be checked, or no OAuth install has finished); HubSpot will retry. See /readyz for the connection error.');
+
   const oauth = createOAuth({ env, clients, store, secrets: opts.secrets, clock, logger, provision });
   const routes = new Hono();
 
@@ -184,13 +194,20 @@ export async function createHubspotConnector(opts: HubspotConnectorOptions): Pro
     }
     const parsed = parseWebhookBody(raw);
     if (!parsed.ok) return err(c, 400, 'invalid_input', `${parsed.message} Nothing was processed.`);
-    const portals = [...new Set(parsed.events.map((e) => e.portalId))];
+    // Events of a portal that is not connected are never taken in: Tierline holds no tokens there, and a correctly
+    // signed event from another installation of the same app must not start routing work here.
+    const known = await connectedPortals();
+    if (!known) return noPortalYet(c);
+    const foreign = parsed.events.filter((e) => !known.has(e.portalId));
+    if (foreign.length) logger.warn('hubspot webhook events of portals not connected to Tierline ignored', { portals: [...new Set(foreign.map((e) => e.portalId))].slice(0, 10), events: foreign.length });
+    const ours = parsed.events.filter((e) => known.has(e.portalId));
+    const portals = [...new Set(ours.map((e) => e.portalId))];
     const watched = new Map<string, Set<string> | null>();
     for (const p of portals) {
       const m = await mappingOf(p);
       watched.set(p, m.webhooks.propertyChange ? new Set(watchedTicketProperties(m)) : null);
     }
-    const sel = selectEvents(parsed.events, { appId: env.appId ?? null, watched: (p) => watched.get(p) ?? null });
+    const sel = selectEvents(ours, { appId: env.appId ?? null, watched: (p) => watched.get(p) ?? null });
     let accepted = 0;
     let duplicates = 0;
     if (sel.events.length) {
@@ -202,7 +219,7 @@ export async function createHubspotConnector(opts: HubspotConnectorOptions): Pro
       }
     }
     logger.info('hubspot webhook accepted', { events: parsed.events.length, accepted, duplicates, ignored: sel.ignored.length });
-    return c.json({ accepted, duplicates, ignored: sel.ignored.length }, 200);
+    return c.json({ accepted, duplicates, ignored: sel.ignored.length + foreign.length }, 200);
   });
 
   routes.post('/hubspot/actions/route', async (c) => {
@@ -218,6 +235,12 @@ export async function createHubspotConnector(opts: HubspotConnectorOptions): Pro
     const r = parsed.request;
     const type = r.object.objectType.toUpperCase();
     if (type !== 'TICKET' && type !== '0-5') return err(c, 400, 'invalid_input', `"Route to Telegram" routes tickets; this workflow enrolled a ${r.object.objectType.slice(0, 40)}. Use the action in a ticket-based workflow.`);
+    const known = await connectedPortals();
+    if (!known) return noPortalYet(c);
+    if (!known.has(r.origin.portalId)) {
+      logger.warn('hubspot workflow action of a portal not connected to Tierline refused', { portal: r.origin.portalId });
+      return err(c, 403, 'unauthorized', `Portal ${r.origin.portalId} is not connected to Tierline, so its workflows cannot route tickets here. Install the app in that portal (/oauth/hubspot/install) first. Nothing was processed.`);
+    }
     const ref: TicketRef = { crm: 'hubspot', account: r.origin.portalId, ticketId: r.object.objectId };
     const key = ticketKey(ref);
     try {
