@@ -46,8 +46,8 @@ export const junkBody = fc.oneof(
 export type Mutation<T> = { name: string; apply: (v: T) => unknown };
 
 /** A valid HubSpot webhook event (the shape HubSpot sends). */
-export function hubspotEvent(portalId: string, i: number): Record<string, unknown> {
-  return { eventId: 1000 + i, subscriptionId: 77, portalId: Number(portalId), appId: 1, occurredAt: 1_700_000_000_000, subscriptionType: 'ticket.creation', attemptNumber: 0, objectId: 900 + i, changeFlag: 'NEW', changeSource: 'CRM' };
+export function hubspotEvent(portalId: string, i: number, appId = 1): Record<string, unknown> {
+  return { eventId: 1000 + i, subscriptionId: 77, portalId: Number(portalId), appId, occurredAt: 1_700_000_000_000, subscriptionType: 'ticket.creation', attemptNumber: 0, objectId: 900 + i, changeFlag: 'NEW', changeSource: 'CRM' };
 }
 
 const REQUIRED_EVENT_KEYS = ['eventId', 'subscriptionId', 'portalId', 'occurredAt', 'subscriptionType', 'objectId'];
