@@ -609,6 +609,13 @@ export function createTelegramIntake(opts: TelegramIntakeOptions): TelegramIntak
       const inc = incomingOf(u.message);
       if (inc) await incoming(inc, people.get(inc.userId));
       await savePts(u.pts);
+    } else if (u instanceof Api.UpdateShortMessage) {
+      // Telegram's short form of a private text message (the sender is already known to us, so no user object).
+      if (!u.out) {
+        const userId = u.userId.toString();
+        await incoming({ kind: 'message', userId, msgId: u.id, text: u.message ?? '', contact: null, media: false }, people.get(userId));
+      }
+      await savePts(u.pts);
     } else if (u instanceof Api.UpdateEditMessage) {
       const m = u.message;
       if (m instanceof Api.Message && !m.out && m.peerId instanceof Api.PeerUser) {
