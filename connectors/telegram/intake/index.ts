@@ -348,11 +348,10 @@ export function createTelegramIntake(opts: TelegramIntakeOptions): TelegramIntak
     }
     if (command === 'cancel' || command === 'stop') return void (await save(r));
 
-    // An open ticket (or one being opened): relay into its topic.
-    const current = open.at(-1)?.key ?? (opening ? null : undefined);
-    if (current || opening) {
-      if (current) push(r, { kind: 'in', ticketKey: current, msgId: inc.msgId });
-      else push(r, { kind: 'say', text: TEXTS[r.lang].opening, markup: null, prompt: false });
+    // An open ticket, or one being opened (then the copy waits behind the opening step and goes to the new ticket).
+    const current = opening ? '' : open.at(-1)?.key;
+    if (current !== undefined) {
+      push(r, { kind: 'in', ticketKey: current, msgId: inc.msgId });
       return void (await save(r));
     }
     // Resolved lately: reopen and relay.
@@ -494,7 +493,8 @@ export function createTelegramIntake(opts: TelegramIntakeOptions): TelegramIntak
         return { done: true, apply: (cur) => void (reopened && push(cur, { kind: 'say', text: TEXTS[cur.lang].reopened, markup: null, prompt: false, randomKey: `intake:reopened:${a.ticketKey}:${t?.seq ?? 0}` })) };
       }
       case 'in': {
-        const t = await store.getTicket(a.ticketKey);
+        // '' = the ticket that was being opened when the message came (its opening step ran before this one).
+        const t = await store.getTicket(a.ticketKey || (r.tickets.at(-1)?.key ?? ''));
         if (!t?.topic) return { done: false }; // routed but no topic yet: the write-back of "routed" kicks us
         const channelId = await channelOfGroup(t.topic.groupId);
         if (!channelId) throw new AppError('misconfigured', `The intake bot cannot find the Telegram group "${t.topic.groupId}"; link the groups from the console.`);

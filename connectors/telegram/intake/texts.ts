@@ -5,7 +5,6 @@ type Texts = {
   sharePhone: string;
   identified: (who: string) => string;
   opened: (ref: string) => string;
-  opening: string;
   openFailed: string;
   taken: (agent: string) => string;
   waiting: string;
@@ -24,7 +23,6 @@ export const TEXTS: Record<FormLanguage, Texts> = {
     sharePhone: '📱 Share my phone number',
     identified: (who) => `✓ Thanks — ${who}.`,
     opened: (ref) => `Your ticket ${ref} is open. Write here any time: an agent answers in this chat.`,
-    opening: 'Your ticket is being opened; your messages reach the agent as soon as it is.',
     openFailed: 'Sorry, we could not open your ticket just now. We keep trying; you do not need to do anything.',
     taken: (agent) => `👤 ${agent} has taken your ticket.`,
     waiting: 'Your ticket is in the queue; the next free agent takes it.',
@@ -41,7 +39,6 @@ export const TEXTS: Record<FormLanguage, Texts> = {
     sharePhone: '📱 Telefonnummer teilen',
     identified: (who) => `✓ Danke — ${who}.`,
     opened: (ref) => `Ihr Ticket ${ref} ist eröffnet. Schreiben Sie jederzeit hier: ein Mitarbeiter antwortet in diesem Chat.`,
-    opening: 'Ihr Ticket wird gerade eröffnet; Ihre Nachrichten erreichen den Mitarbeiter, sobald es so weit ist.',
     openFailed: 'Leider konnten wir Ihr Ticket gerade nicht eröffnen. Wir versuchen es weiter; Sie müssen nichts tun.',
     taken: (agent) => `👤 ${agent} kümmert sich um Ihr Ticket.`,
     waiting: 'Ihr Ticket ist in der Warteschlange; der nächste freie Mitarbeiter übernimmt es.',

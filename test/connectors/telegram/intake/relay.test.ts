@@ -76,6 +76,21 @@ describe('relay', () => {
     expect((await h.store.getTicket(t.key))!.firstResponseAt).not.toBeNull();
   });
 
+  it('relays a message written while the ticket is still being opened, once it exists', async () => {
+    h = await setupIntake();
+    await h.say(BILL, 'hi');
+    await h.say(BILL, 'bill.lumbergh@initech.example');
+    await h.press(BILL, 'API');
+    await h.press(BILL, 'Technical');
+    await h.say(BILL, 'Single sign-on loops back to the login page.');
+    const confirm = [...h.sandbox.chats!.chat(BILL, BOT)].reverse().find((m) => m.buttons.flat().some((b) => b.data === 'confirm:send'))!;
+    h.sandbox.chats!.press(BILL, confirm.id, 'confirm:send');
+    h.sandbox.chats!.send(BILL, BOT, { text: 'It happens in Safari only.' });
+    await h.settle();
+    const t = (await h.store.tickets({ open: true }))[0]!;
+    expect(topicMessages(t).filter((m) => m.fromUserId === BOT).map((m) => m.text)).toEqual(['It happens in Safari only.']);
+  });
+
   it('tells the customer when the ticket is resolved, reopens when they write again, and starts a new form after the window', async () => {
     h = await setupIntake({ settings: { reopenWindowMs: 24 * 3600_000 } });
     const t = await openTicket(BILL, 'bill.lumbergh@initech.example');

@@ -2,7 +2,7 @@
 // HubSpot sandbox as the CRM. A customer known to HubSpot fills in the form; the ticket is created in HubSpot with
 // contact and company, routes once (the HubSpot webhook for the same ticket is the same step) into a topic with the
 // company's tier, the agent's answer reaches the customer, and the Telegram id is on the contact.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
@@ -73,4 +73,36 @@ it('opens a HubSpot ticket from the Telegram form, routes it once and relays the
   await waitFor('Hi Bill, we are on it.');
   const health = (await (await fetch(`${s.url}/readyz`)).json()) as { connectors: Record<string, { ok: boolean }> };
   expect(health.connectors['telegram-intake']).toMatchObject({ ok: true });
+});
+
+it('lets a person play the customer in the console: the form from the simulated chat, buttons included', async () => {
+  dir = mkdtempSync(join(tmpdir(), 'tierline-intake-'));
+  s = await startService({ env: loadEnv({ DATA_DIR: dir, PORT: '0', HOST: '127.0.0.1', SAMPLE_TICKETS_PER_MINUTE: '0' }), logger: silentLogger, simulatedAgents: false });
+  const token = readFileSync(s.adminTokenFile!, 'utf8').trim();
+  const form = (f: Record<string, string>) => new URLSearchParams(f).toString();
+  const page = await fetch(`${s.url}/login`);
+  const nonceCookie = page.headers.getSetCookie().map((c) => c.split(';')[0]!).join('; ');
+  const nonce = /name="_login" value="([^"]+)"/.exec(await page.text())![1]!;
+  const signIn = await fetch(`${s.url}/login`, { method: 'POST', redirect: 'manual', headers: { cookie: nonceCookie, 'content-type': 'application/x-www-form-urlencoded' }, body: form({ token, _login: nonce, next: '/' }) });
+  const cookie = signIn.headers.getSetCookie().find((c) => /tierline_session=/.test(c))!.split(';')[0]!;
+  const get = async (path: string) => (await fetch(`${s!.url}${path}`, { headers: { cookie } })).text();
+  const csrf = /name="_csrf" value="([^"]+)"/.exec(await get('/forum/customer'))![1]!;
+  const post = (path: string, f: Record<string, string>) => fetch(`${s!.url}${path}`, { method: 'POST', redirect: 'manual', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: form({ ...f, _csrf: csrf }) });
+
+  expect(await get('/forum')).toContain('href="/forum/customer"');
+  const ALICE = '8000000003';
+  expect((await post('/forum/customer/send', { user: ALICE, text: 'Hello' })).status).toBe(303);
+  const asked = await until('the first question in the console', async () => {
+    const html = await get(`/forum/customer?user=${ALICE}`);
+    return html.includes('What is your email address?') ? html : null;
+  });
+  expect(asked).toContain('Share my phone number');
+  await post('/forum/customer/send', { user: ALICE, contact: '1' });
+  const products = await until('the product buttons', async () => {
+    const html = await get(`/forum/customer?user=${ALICE}`);
+    return html.includes('Which product is it about?') ? html : null;
+  });
+  const message = /name="message" value="(\d+)"/.exec(products.slice(products.lastIndexOf('Which product is it about?')))![1]!;
+  await post('/forum/customer/press', { user: ALICE, message, data: 'product:1' });
+  await until('the category question', async () => (await get(`/forum/customer?user=${ALICE}`)).includes('What kind of problem is it?'));
 });
