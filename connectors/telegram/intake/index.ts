@@ -101,6 +101,8 @@ export type TelegramIntake = {
 };
 
 const FORM_PRIORITY = 50;
+/** Write-backs the customer hears about: taken (routed/assigned/reassigned/overflow to an agent), waiting, resolved. */
+const NOTICE_KINDS = new Set(['routed', 'assigned', 'reassigned', 'overflow', 'resolved']);
 const RELAY_PRIORITY = { enterprise: 40, premium: 30, standard: 20, free: 10 } as const;
 
 export function createTelegramIntake(opts: TelegramIntakeOptions): TelegramIntake {
@@ -145,7 +147,14 @@ export function createTelegramIntake(opts: TelegramIntakeOptions): TelegramIntak
 
   const fresh = (userId: string, lang: string | null, name: string): CustomerRecord => ({ userId, lang: formLanguage(lang), name, form: null, promptMsgId: null, buttons: [], lastPrompt: null, lastInId: 0, known: null, lookedUp: false, tickets: [], recent: [], tooFastAt: null, notified: [], seq: 0, outbox: [] });
 
-  const save = (r: CustomerRecord) => store.kvPut(NS.customers, r.userId, r);
+  /** Customers with pending steps (all saves go through here; filled from the store on start). */
+  const pending = new Set<string>();
+  let customers = 0;
+  const save = async (r: CustomerRecord) => {
+    await store.kvPut(NS.customers, r.userId, r);
+    if (r.outbox.length) pending.add(r.userId);
+    else pending.delete(r.userId);
+  };
 
   function push(r: CustomerRecord, a: NewAction): void {
     r.seq += 1;
@@ -275,7 +284,10 @@ export function createTelegramIntake(opts: TelegramIntakeOptions): TelegramIntak
   async function onIncoming(inc: Incoming, who: { langCode: string | null; name: string } | undefined): Promise<void> {
     const now = timers.now();
     let r = await load(inc.userId);
-    if (!r) r = fresh(inc.userId, who?.langCode ?? null, who?.name ?? inc.userId);
+    if (!r) {
+      r = fresh(inc.userId, who?.langCode ?? null, who?.name ?? inc.userId);
+      customers += 1;
+    }
     if (inc.kind === 'callback') {
       await bot?.answerCallback(inc.queryId, r.promptMsgId === inc.msgId ? undefined : TEXTS[r.lang].staleButton);
       if (r.promptMsgId !== inc.msgId || !r.form) return;
@@ -665,9 +677,12 @@ export function createTelegramIntake(opts: TelegramIntakeOptions): TelegramIntak
     }
     // Tickets opened in the CRM whose hand-over to the pipeline a crash may have cut: accepting again is a no-op.
     const channels = new Set<string>();
-    for (const { value } of await store.kvList<unknown>(NS.customers)) {
+    const all = await store.kvList<unknown>(NS.customers);
+    customers = all.length;
+    for (const { value } of all) {
       const p = CustomerSchema.safeParse(value);
       if (!p.success) continue;
+      if (p.data.outbox.length) pending.add(p.data.userId);
       for (const t of p.data.tickets) {
         const rec = await store.getTicket(t.key);
         if (!rec) await opts.intake.accept([{ idempotencyKey: `telegram-intake:${t.idempotencyKey}`, ref: t.ref, reason: 'created', at: timers.now() }]);
@@ -693,8 +708,8 @@ export function createTelegramIntake(opts: TelegramIntakeOptions): TelegramIntak
 
   async function kick(): Promise<void> {
     if (!bot) return;
-    const users = (await store.kvList<unknown>(NS.customers)).flatMap(({ key, value }) => ((value as { outbox?: unknown[] })?.outbox?.length ? [key] : []));
-    await Promise.all(users.map((u) => drive(u)));
+    await absorbNotices();
+    await Promise.all([...pending].map((u) => drive(u)));
   }
 
   function scheduleRetry(): void {
@@ -722,22 +737,36 @@ export function createTelegramIntake(opts: TelegramIntakeOptions): TelegramIntak
     };
   }
 
+  /**
+   * A write-back happened (on whichever instance ran it): the notice is queued under its own key (the history entry's),
+   * never by changing the customer's record here, so an instance without the bot cannot race the one that has it.
+   */
   async function onOutcome(key: string, kind: string, entryKey: string, agentId: string | null): Promise<void> {
+    if (!NOTICE_KINDS.has(kind)) return;
     const link = await store.kvGet<{ userId: string }>(NS.tickets, key);
     if (!link) return;
-    await lock(link.userId, async () => {
-      const r = await load(link.userId);
-      if (!r || r.notified.includes(entryKey)) return;
-      const cfg = (await store.getConfig())?.config;
-      const agent = agentId ? (cfg?.agents.find((a) => a.id === agentId)?.name ?? null) : null;
-      const t = TEXTS[r.lang];
-      const text = kind === 'routed' || kind === 'assigned' || kind === 'reassigned' || kind === 'overflow' ? (agent ? t.taken(agent) : kind === 'routed' ? t.waiting : null) : kind === 'resolved' ? t.resolved(Math.round(s.reopenWindowMs / 86_400_000)) : null;
-      r.notified = [...r.notified, entryKey].slice(-50);
-      if (text) push(r, { kind: 'say', text, markup: null, prompt: false, randomKey: `intake:note:${entryKey}` });
-      await save(r);
-    });
-    // A routed ticket has its topic now: messages waiting for it go with the notice.
-    if (bot) void drive(link.userId);
+    await store.kvPut(NS.notices, entryKey, { userId: link.userId, kind, agentId });
+    if (bot) void absorbNotices().then(() => drive(link.userId));
+  }
+
+  /** Moves queued notices into their customers' outboxes (once each: the entry key is remembered). */
+  async function absorbNotices(): Promise<void> {
+    for (const { key: entryKey, value } of await store.kvList<{ userId: string; kind: string; agentId: string | null }>(NS.notices)) {
+      await lock(value.userId, async () => {
+        const r = await load(value.userId);
+        if (r && !r.notified.includes(entryKey)) {
+          const cfg = (await store.getConfig())?.config;
+          const agent = value.agentId ? (cfg?.agents.find((a) => a.id === value.agentId)?.name ?? null) : null;
+          const t = TEXTS[r.lang];
+          const k = value.kind;
+          const text = k === 'resolved' ? t.resolved(Math.round(s.reopenWindowMs / 86_400_000)) : agent ? t.taken(agent) : k === 'routed' ? t.waiting : null;
+          r.notified = [...r.notified, entryKey].slice(-50);
+          if (text) push(r, { kind: 'say', text, markup: null, prompt: false, randomKey: `intake:note:${entryKey}` });
+          await save(r);
+        }
+        await store.kvDelete(NS.notices, entryKey);
+      });
+    }
   }
 
   // ---------------------------------------------------------------- admin API
@@ -831,12 +860,11 @@ export function createTelegramIntake(opts: TelegramIntakeOptions): TelegramIntak
       }
     },
     async health(): Promise<ConnectorHealth> {
-      const conversations = await store.kvList<unknown>(NS.customers);
-      const pending = conversations.reduce((n, { value }) => n + (((value as { outbox?: unknown[] })?.outbox?.length ?? 0) > 0 ? 1 : 0), 0);
+
       return {
         ok: !!bot,
         mode: opts.mode,
-        detail: [bot ? `intake bot ${selfName}` : `intake bot not connected${lastError ? `: ${lastError}` : ''}`, `${conversations.length} customers`, `${pending} with pending steps`, `${handled.opened} tickets opened`].join(' · '),
+        detail: [bot ? `intake bot ${selfName}` : `intake bot not connected${lastError ? `: ${lastError}` : ''}`, `${customers} customers`, `${pending.size} with pending steps`, `${handled.opened} tickets opened`].join(' · '),
         lastError,
         relayed: { in: handled.relayedIn, out: handled.relayedOut },
         dropped: handled.dropped,

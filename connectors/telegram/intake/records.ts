@@ -11,6 +11,7 @@ export const NS = {
   relay: 'telegram-intake:relay',
   state: 'telegram-intake:state',
   blocked: 'telegram-intake:blocked',
+  notices: 'telegram-intake:notices',
 } as const;
 
 const Identifier = z.object({ kind: z.enum(['email', 'phone']), value: z.string() });

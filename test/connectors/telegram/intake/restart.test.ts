@@ -61,8 +61,16 @@ it('relays what arrived while down once, and never twice after a lost answer', a
   expect(fromBot()).toEqual(['Any news?', 'Still failing at 10:05.']);
   expect(toCustomer().filter((x) => x === 'We found it, deploying a fix.')).toHaveLength(1);
 
+  // Resolved while the bot is down (a write-back on an instance without the bot): the notice waits in the store.
   await h.intake.stop();
+  await h.sandbox.reply(channel, t.topic!.topicId, '7000000001', '/resolve');
+  await h.settle();
+  expect(toCustomer().some((x) => x.startsWith('✅ Your ticket is resolved'))).toBe(false);
   await h.restart();
   expect(fromBot()).toEqual(['Any news?', 'Still failing at 10:05.']);
   expect(toCustomer().filter((x) => x === 'We found it, deploying a fix.')).toHaveLength(1);
+  expect(toCustomer().filter((x) => x.startsWith('✅ Your ticket is resolved'))).toHaveLength(1);
+  await h.intake.stop();
+  await h.restart();
+  expect(toCustomer().filter((x) => x.startsWith('✅ Your ticket is resolved'))).toHaveLength(1);
 });
