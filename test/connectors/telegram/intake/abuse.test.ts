@@ -68,3 +68,32 @@ it('caps open tickets per customer, and spam that never finishes the form makes 
   expect(h.heard(BILL)).toEqual(['You already have 1 open tickets. Please continue in this chat, or wait until one is resolved.']);
   expect(h.sandbox.topicCreations()).toHaveLength(1);
 });
+
+it('waits out a FLOOD_WAIT into a topic and into the customer chat, then sends: nothing lost, nothing twice', async () => {
+  h = await setupIntake();
+  const t = await openTicket(BILL, 'bill.lumbergh@initech.example');
+  const channel = channelOf(t.topic!.groupId);
+  h.sandbox.injectError({ method: 'messages.ForwardMessages', error: 'FLOOD_WAIT_7' });
+  h.sandbox.chats!.send(BILL, BOT, { text: 'first' });
+  h.sandbox.chats!.send(BILL, BOT, { text: 'second' });
+  await h.settle();
+  const inTopic = () => h.sandbox.allMessages(channel).filter((m) => m.topicId === t.topic!.topicId && m.fromUserId === BOT).map((m) => m.text);
+  expect(inTopic()).toEqual([]);
+  await h.clock.advance(8_000);
+  await h.settle();
+  expect(inTopic()).toEqual(['first', 'second']);
+
+  // The copy of the agent's answer to the customer's chat is held back the same way.
+  h.heard(BILL);
+  h.sandbox.injectError({ method: 'messages.ForwardMessages', error: 'FLOOD_WAIT_3' });
+  await h.sandbox.reply(channel, t.topic!.topicId, '7000000001', 'On it.');
+  await h.settle();
+  expect(h.heard(BILL)).toEqual([]);
+  await h.clock.advance(4_000);
+  await h.settle();
+  expect(h.heard(BILL)).toEqual(['On it.']);
+  await h.clock.advance(60_000);
+  await h.settle();
+  expect(inTopic()).toEqual(['first', 'second']);
+  expect(h.heard(BILL)).toEqual([]);
+});
