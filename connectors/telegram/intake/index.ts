@@ -383,7 +383,12 @@ export function createTelegramIntake(opts: TelegramIntakeOptions): TelegramIntak
 
   async function onTopicMessage(m: Api.Message, channelId: string, edit: boolean): Promise<void> {
     if (!bot || !selfId) return;
+    await relayTopicMessage(m, channelId, edit);
+    // The cursor moves only once the message is queued for the customer: a crash before re-reads it after the restart.
     if (!edit && m.id > ((await store.kvGet<number>(NS.state, `cursor:${channelId}`)) ?? 0)) await store.kvPut(NS.state, `cursor:${channelId}`, m.id);
+  }
+
+  async function relayTopicMessage(m: Api.Message, channelId: string, edit: boolean): Promise<void> {
     const from = m.fromId instanceof Api.PeerUser ? m.fromId.userId.toString() : null;
     if (!from || from === selfId) return;
     const topicId = topicOfMessage(m);
