@@ -140,7 +140,7 @@ export function installPrivateChats(world: World) {
     if (!text.trim()) return x.fault(400, 'MESSAGE_EMPTY');
     if (text.length > 4096) return x.fault(400, 'MESSAGE_TOO_LONG');
     if (to.bot && me.bot) return x.fault(400, 'USER_IS_BOT');
-    if (me.bot && !box(to.id).log.some((l) => messages.get(l.key)?.from === to.id && messages.get(l.key)?.to === me.id)) return x.fault(403, 'USER_IS_BLOCKED'); // bots cannot start chats
+    if (me.bot && !box(to.id).log.some((l) => messages.get(l.key)?.from === to.id && messages.get(l.key)?.to === me.id)) return x.fault(403, 'USER_IS_BLOCKED'); // bots cannot start chats (the Bot API's "bot can't initiate conversation"; the MTProto error name here is our assumption)
     const r = checkRandom(me, req.randomId);
     const m = post(me.id, to.id, text, null, req.replyMarkup ? markupFrom(req.replyMarkup) : null, v);
     box(me.id).randomIds.set(r, m.ids[me.id]!);
