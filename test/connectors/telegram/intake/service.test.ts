@@ -106,3 +106,42 @@ it('lets a person play the customer in the console: the form from the simulated 
   await post('/forum/customer/press', { user: ALICE, message, data: 'product:1' });
   await until('the category question', async () => (await get(`/forum/customer?user=${ALICE}`)).includes('What kind of problem is it?'));
 });
+
+it('opens a Salesforce Case instead when the intake is pointed at Salesforce, finding the customer by the shared phone', async () => {
+  dir = mkdtempSync(join(tmpdir(), 'tierline-intake-'));
+  process.env.TELEGRAM_INTAKE_CRM = 'salesforce';
+  try {
+    s = await startService({ env: loadEnv({ DATA_DIR: dir, PORT: '0', HOST: '127.0.0.1', SAMPLE_TICKETS_PER_MINUTE: '0' }), logger: silentLogger, simulatedAgents: false });
+  } finally {
+    delete process.env.TELEGRAM_INTAKE_CRM;
+  }
+  const { chats, botUserId: bot } = s.forum as unknown as { chats: PrivateChats; botUserId: string };
+  const HANK = '8000000002';
+  const botSays = () => chats.chat(HANK, bot).filter((m) => m.fromBot);
+  const waitFor = (text: string | RegExp) => until(`the bot to say ${text}`, () => botSays().find((m) => (typeof text === 'string' ? m.text.includes(text) : text.test(m.text))));
+  const press = (data: string) => {
+    const m = [...chats.chat(HANK, bot)].reverse().find((x) => x.buttons.flat().some((b) => b.data === data))!;
+    chats.press(HANK, m.id, data);
+  };
+  chats.send(HANK, bot, { text: 'Hallo' });
+  await waitFor('Wie lautet Ihre E-Mail-Adresse?');
+  chats.send(HANK, bot, { contact: { phone: '49 30 5550 1001' } });
+  await waitFor('Um welches Produkt geht es?');
+  press('product:2');
+  await waitFor('Welche Art von Problem');
+  press('category:0');
+  await waitFor('Bitte beschreiben Sie');
+  chats.send(HANK, bot, { text: 'Die Oktoberrechnung wurde doppelt abgebucht.' });
+  await waitFor('Bitte prüfen');
+  press('confirm:send');
+  const opened = await waitFor(/^Ihr Ticket #\w+ ist eröffnet/);
+  const caseId = /#(\w+)/.exec(opened.text)![1]!;
+  const sf = s.sandboxes.salesforce!;
+  const globex = sf.accounts().find((a) => a.Name === 'Globex Corporation')!;
+  expect(sf.case(caseId)).toMatchObject({ Origin: 'Telegram', Type: 'Billing', Language__c: 'de', AccountId: globex.Id });
+  const hank = sf.contacts().find((c) => c.Id === sf.case(caseId)!.ContactId)!;
+  expect(hank).toMatchObject({ LastName: 'Scorpio', Tierline_Telegram_User_Id__c: HANK });
+  const rec = await until('the routed Case', async () => (await s!.store.tickets({ open: true })).find((x) => x.ref.ticketId === caseId && x.topic));
+  expect(rec.segment?.tier).toBe('enterprise');
+  await waitFor('kümmert sich um Ihr Ticket');
+});
