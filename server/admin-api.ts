@@ -4,7 +4,7 @@ import { Hono, type Context } from 'hono';
 import { z } from 'zod';
 import { AgentSchema, AgentStatusSchema, GroupSchema, QueueSchema, RoutingConfigSchema, RuleSchema, TieringSchema, parseRoutingConfig, ConfigError } from '../core/config.ts';
 import { AppError } from '../core/errors.ts';
-import { HISTORY_KINDS, type ConfigVersion, type Store } from '../core/ports.ts';
+import { HISTORY_KINDS, type Clock, type ConfigVersion, type Store } from '../core/ports.ts';
 import { TIERS } from '../core/segment.ts';
 import type { Pipeline } from '../core/pipeline.ts';
 import type { ConnectorMappings } from './contracts.ts';
@@ -17,6 +17,8 @@ export type AdminDeps = {
   mappings: Record<string, ConnectorMappings>;
   saveConfig: (input: unknown, meta: { author: string; note: string }) => Promise<ConfigVersion>;
   rollbackConfig: (version: number, author: string) => Promise<ConfigVersion>;
+  /** The service's clock (a retried dead letter is due at its now, the same time line the pipeline claims on). */
+  clock?: Clock;
 };
 
 type Method = 'get' | 'put' | 'post';
@@ -208,7 +210,7 @@ export function createAdminApi(deps: AdminDeps): Hono {
       path: '/dead-letters/:id/retry',
       summary: 'Queue a dead letter to run again',
       handler: async (c) => {
-        const ok = await store.retryDeadJob(param(c, 'id'), Date.now());
+        const ok = await store.retryDeadJob(param(c, 'id'), (deps.clock ?? { now: () => Date.now() }).now());
         if (!ok) throw new AppError('not_found', `No dead letter "${param(c, 'id')}"; list them with GET /api/v1/dead-letters.`);
         return c.json({ retried: true });
       },

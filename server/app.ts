@@ -3,7 +3,7 @@
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { randomUUID } from 'node:crypto';
-import type { Logger, Store } from '../core/ports.ts';
+import type { Clock, Logger, Store } from '../core/ports.ts';
 import type { Pipeline } from '../core/pipeline.ts';
 import type { ConfigVersion } from '../core/ports.ts';
 import { createAdminApi } from './admin-api.ts';
@@ -30,6 +30,8 @@ export type AppDeps = {
   console?: Hono;
   /** Extra routes (sandbox helpers) mounted before the console. */
   extra?: Hono;
+  /** The service's clock; the admin API dates dead-letter retries with it (default: real time). */
+  clock?: Clock;
 };
 
 export function createApp(deps: AppDeps): Hono {
@@ -89,7 +91,7 @@ export function createApp(deps: AppDeps): Hono {
 
   app.route(
     '/api/v1',
-    createAdminApi({ store: deps.store, pipeline: deps.pipeline, adminToken: deps.adminToken, mappings: Object.fromEntries(deps.crmConnectors.map((x) => [x.id, x.mappings])), saveConfig: deps.saveConfig, rollbackConfig: deps.rollbackConfig }),
+    createAdminApi({ store: deps.store, pipeline: deps.pipeline, adminToken: deps.adminToken, mappings: Object.fromEntries(deps.crmConnectors.map((x) => [x.id, x.mappings])), saveConfig: deps.saveConfig, rollbackConfig: deps.rollbackConfig, ...(deps.clock ? { clock: deps.clock } : {}) }),
   );
   for (const conn of deps.crmConnectors) app.route('/', conn.routes);
   if (deps.extra) app.route('/', deps.extra);
