@@ -65,7 +65,7 @@ export const KV_NAMESPACES = ['hubspot:callbacks', 'hubspot:installs', 'hubspot:
 
 export type World = Awaited<ReturnType<typeof startWorld>>;
 
-export async function startWorld(o: { logger?: Logger; hubspot?: Partial<HubspotSandboxOptions>; salesforce?: SalesforceSandboxOptions; hubspotTimeoutMs?: number } = {}) {
+export async function startWorld(o: { logger?: Logger; hubspot?: Partial<HubspotSandboxOptions>; salesforce?: SalesforceSandboxOptions; hubspotTimeoutMs?: number; hubspotOAuthOnly?: boolean; telegramLatencyMs?: number } = {}) {
   const logger = o.logger ?? silentLogger;
   const clock: ManualClock = createManualClock(Date.UTC(2026, 10, 2, 9, 0, 0));
   const store = journaled(createMemoryStore({ clock }));
@@ -82,7 +82,7 @@ export async function startWorld(o: { logger?: Logger; hubspot?: Partial<Hubspot
 
   const hsb = await startHubspotSandbox({ clientSecret: HS_CLIENT_SECRET, clientId: HS_CLIENT_ID, webhookUrl: `${publicUrl}/webhooks/hubspot`, seed: true, now: clock.now, ...o.hubspot });
   const hubspot: HubspotConnector = await createHubspotConnector({
-    env: { accessToken: hsb.accessToken, clientId: hsb.clientId, clientSecret: HS_CLIENT_SECRET, apiBaseUrl: hsb.url, publicUrl, appId: hsb.appId },
+    env: { ...(o.hubspotOAuthOnly ? {} : { accessToken: hsb.accessToken }), clientId: hsb.clientId, clientSecret: HS_CLIENT_SECRET, apiBaseUrl: hsb.url, publicUrl, appId: hsb.appId },
     mode: 'sandbox',
     store,
     secrets,
@@ -106,7 +106,7 @@ export async function startWorld(o: { logger?: Logger; hubspot?: Partial<Hubspot
     cdcRetryMs: 20,
   });
 
-  const tg = createTelegramSandbox({ seed: true, clock });
+  const tg = createTelegramSandbox({ seed: true, clock, ...(o.telegramLatencyMs ? { latencyMs: o.telegramLatencyMs } : {}) });
   await store.saveConfig(parseRoutingConfig(SAMPLE_CONFIG), { author: 'test', note: 'sample', at: clock.now() });
   const groups = (await store.getConfig())!.config.groups ?? SANDBOX_GROUPS.map((g) => ({ id: g.id, title: g.title }));
   const telegram: TelegramConnector = createTelegramConnector({
@@ -162,32 +162,57 @@ export async function startWorld(o: { logger?: Logger; hubspot?: Partial<Hubspot
     rollbackConfig: cs.rollback,
     manifest: {},
     console: consoleApp,
+    clock,
   });
   outer.route('/', app);
 
   await hubspot.start();
   await salesforce.start();
-  await telegram.start();
+  if (o.telegramLatencyMs) {
+    // Answers then come on manual-clock timers: keep the clock moving while the connector connects.
+    let up = false;
+    const starting = telegram.start().finally(() => void (up = true));
+    while (!up) {
+      await new Promise((r) => setTimeout(r, 2));
+      if (!up && clock.pendingTimers() > 0) await clock.next();
+    }
+    await starting;
+  } else await telegram.start();
 
-  /** Runs the pipeline until nothing is pending, moving the clock past backoffs and Telegram pacing as needed. */
+  /**
+   * Runs the pipeline until nothing is pending, moving the clock past backoffs, rate-limit pauses and Telegram pacing
+   * as needed. Clock steps grow while nothing is due (15 s up to an hour), so a daily-limit pause is crossed quickly.
+   */
   async function drain(maxRealMs = 20_000): Promise<void> {
     const deadline = Date.now() + maxRealMs;
+    let step = 15_000;
     for (;;) {
       let done = false;
       const run = pipeline.runDue().finally(() => void (done = true));
-      // A step may wait on Telegram pacing (manual-clock timers) or on loopback I/O (real time): serve both.
+      // A step may wait on Telegram pacing (manual-clock timers) or on loopback I/O (real time): serve both. The
+      // clock only moves when nothing has happened for a few real milliseconds.
       while (!done) {
-        await new Promise((r) => setTimeout(r, 1));
-        if (!done && clock.pendingTimers() > 0 && (clock.nextTimerAt() ?? Infinity) <= clock.now() + 120_000) await clock.next();
+        await new Promise((r) => setTimeout(r, 3));
+        if (!done && clock.pendingTimers() > 0) await clock.next();
         if (Date.now() > deadline) throw new Error('drain: a pipeline step did not finish');
       }
       const r = await run;
       if (r.jobs === 0 && r.timers === 0) {
         if ((await store.pendingJobs()) === 0) return;
-        await clock.advance(15_000);
-      }
+        await clock.advance(step);
+        step = Math.min(step * 2, 3600_000);
+      } else step = 15_000;
       if (Date.now() > deadline) throw new Error(`drain: ${await store.pendingJobs()} steps still pending`);
     }
+  }
+
+  /** Connects the sandbox portal through the OAuth install (install link -> authorize -> callback). */
+  async function installHubspotOAuth(): Promise<void> {
+    const start = await request('/oauth/hubspot/install');
+    const approved = await fetch(start.headers.get('location')!, { redirect: 'manual' });
+    const cb = new URL(approved.headers.get('location')!);
+    const done = await request(`${cb.pathname}${cb.search}`);
+    if (done.status !== 200) throw new Error(`HubSpot OAuth install failed: ${done.status} ${(await done.text()).slice(0, 300)}`);
   }
 
   /** A HubSpot v3 signature for a request to this service, as HubSpot would send it. */
@@ -215,6 +240,7 @@ export async function startWorld(o: { logger?: Logger; hubspot?: Partial<Hubspot
       return pipeline;
     },
     drain,
+    installHubspotOAuth,
     hubspotHeaders,
     snapshot: () => snapshot(store, KV_NAMESPACES),
     async close() {
