@@ -60,7 +60,7 @@ async function ackBench(rate: number, seconds: number): Promise<Record<string, n
     }, 200);
     await new Promise<void>((ok, fail) => child.on('exit', (code) => (code === 0 ? ok() : fail(new Error(`load worker exited with ${code}`)))));
     clearInterval(sampler);
-    if (process.env.TIERLINE_BENCH_DEBUG) process.stderr.write(`memory at peak: ${JSON.stringify(Object.fromEntries(Object.entries(atPeak ?? {}).map(([k, v]) => [k, Math.round(v / 1e6)])))}\n`);
+    if (process.env.TIERLINE_BENCH_DEBUG) process.stderr.write(`memory at peak: ${JSON.stringify(Object.fromEntries(Object.entries(atPeak ?? {}).map(([k, v]) => [k, Math.round(Number(v) / 1e6)])))}\n`);
     const load = JSON.parse(out) as { sent: number; warmup: number; ok: number; failed: number; achievedRate: number; p50Ms: number; p95Ms: number; p99Ms: number; maxMs: number };
     const after = await (await fetch(`${s.url}/metrics`)).text();
     (globalThis as { gc?: () => void }).gc?.();

@@ -60,7 +60,8 @@ describe('the service in sandbox mode (npm start without credentials)', () => {
     });
     expect(hsTicket.tierline_agent).toBeTruthy();
     expect(sfCase.Tierline_Agent__c).toBeTruthy();
-    expect(sf.routingEvents(c.id).map((e) => e.Kind__c)).toContain('routed');
+    // The Routing_Event__c record is created right after the Case fields are updated.
+    await until('the Routing_Event__c record', () => sf.routingEvents(c.id).some((e) => e.Kind__c === 'routed'));
 
     // One topic each, titled after the ticket, with the card posted in it.
     const topics = await until('both topics', () => {
