@@ -1,6 +1,7 @@
 // Service configuration from the environment, validated once at start. Every problem names the variable and the fix;
 // secret values never appear in the messages.
 import { z } from 'zod';
+import { intakeEnv } from '../connectors/telegram/intake/config.ts';
 
 const url = (name: string) =>
   z
@@ -76,6 +77,11 @@ export function loadEnv(source: Record<string, string | undefined>): Env {
   if (e.SECRETS_KEY && e.SECRETS_KEY.length < 32) problems.push('SECRETS_KEY: too short; use 32 random bytes as base64 (`openssl rand -base64 32`)');
   if (anyReal && !e.ADMIN_TOKEN) problems.push('ADMIN_TOKEN: required when any connector runs for real (it guards the admin API and console); generate one with `openssl rand -hex 24`');
   if (anyReal && !e.PUBLIC_URL) problems.push('PUBLIC_URL: required when any connector runs for real (HubSpot and Salesforce call it back and sign requests against it)');
+  try {
+    intakeEnv(source); // TELEGRAM_INTAKE_* (the bot's intake form), checked by the intake module's own schema
+  } catch (err) {
+    problems.push(err instanceof Error ? err.message : String(err));
+  }
   if (problems.length) throw new EnvError(problems);
   return { ...e, PUBLIC_URL: e.PUBLIC_URL ?? `http://localhost:${e.PORT}`, modes: { hubspot, salesforce, telegram } };
 }
