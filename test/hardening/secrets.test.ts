@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createSecretBox } from '../../connectors/shared/secrets.ts';
+import type { TelegramSandbox } from '../../connectors/telegram/sandbox/index.ts';
 import { EnvError, loadEnv } from '../../server/env.ts';
 import { createLogger } from '../../server/logger.ts';
 import { startService, type Service } from '../../server/service.ts';
@@ -163,7 +164,8 @@ describe('no secret in any log line of a full run', () => {
     hs.inject5xx(3);
     sf.injectError('INVALID_SESSION_ID', 1);
     sf.injectError('SERVER_UNAVAILABLE', 2, { method: 'PATCH' });
-    s.forum!.injectError({ method: 'messages.SendMessage', error: 'FLOOD_WAIT_3', times: 1 });
+    // In sandbox mode the service's forum is the Telegram sandbox itself.
+    (s.forum as TelegramSandbox).injectError({ method: 'messages.SendMessage', error: 'FLOOD_WAIT_3', times: 1 });
     const made: { hs: string[]; sf: string[] } = { hs: [], sf: [] };
     // Three of each: the sample configuration sends most to the VIP group, and more would meet Telegram's per-group
     // pacing (about 20 sends a minute), which waits in real time here.
