@@ -205,6 +205,8 @@ describe('bad input, endpoint by endpoint', () => {
         return false;
       }
       if (/\/(rules|queues|agents|groups)$/.test(path)) return Array.isArray(v);
+      // A rollback to a positive version number is a real rollback when that version exists.
+      if (path.endsWith('/rollback')) return typeof v === 'object' && v !== null && Number.isInteger((v as { version?: unknown }).version) && (v as { version: number }).version > 0;
       // Tiering and field mappings are objects whose every field has a default: any object may be a valid one.
       if (path.endsWith('/tiering') || path.includes('/mappings/')) return typeof v === 'object' && v !== null && !Array.isArray(v);
       return false;
