@@ -1,0 +1,255 @@
+// Soak: the sandbox service (a separate process on the lowdb store) at a steady ticket rate for a long time, with a
+// share of upstream calls failing, agents resolving every ticket in Telegram as it arrives. Samples the service's
+// resident memory and its data directory, says whether they are flat after warm-up, and checks at the end that no
+// ticket was lost (each routed, written back to its CRM record and resolved) and none duplicated (one topic, one
+// 'routed' and one 'resolved' history entry, and on a sample, one CRM history row per entry).
+//
+//   npm run soak -- [--minutes 30] [--rate 50] [--faults 0.01] [--retention-minutes 5] [--sample-seconds 10]
+//
+// --retention-minutes: how long resolved tickets stay in the live file (the service default is 60); shorter lets a
+// run reach its steady state sooner. Warm-up is that long plus a minute (at most half the run). The history files
+// grow with every entry by design (the audit trail); they are reported as bytes per ticket, not judged flat.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { openLowdbStore } from '../../server/storage/lowdb-store.ts';
+import { agentByName, hubspotTicket, outboxDepth, retryOutbound, salesforceCase, sleep, startWorld, type Sent } from '../e2e/harness.ts';
+import type { SoakServiceOptions } from './service.ts';
+
+const { values: args } = parseArgs({ options: { minutes: { type: 'string', default: '30' }, rate: { type: 'string', default: '50' }, faults: { type: 'string', default: '0.01' }, 'retention-minutes': { type: 'string', default: '5' }, 'sample-seconds': { type: 'string', default: '10' } } });
+const minutes = Number(args.minutes);
+const rate = Number(args.rate);
+const faultShare = Number(args.faults);
+const retentionMin = Number(args['retention-minutes']);
+const sampleMs = Number(args['sample-seconds']) * 1000;
+const warmupMs = Math.min((retentionMin + 1) * 60_000, (minutes * 60_000) / 2);
+const say = (s: string) => process.stdout.write(`${s}\n`);
+const mb = (b: number) => Math.round((b / 1048576) * 10) / 10;
+
+async function rssOf(pid: number): Promise<number> {
+  const m = /VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : NaN;
+}
+
+async function sizes(dir: string): Promise<{ live: number; history: number }> {
+  let live = 0;
+  let history = 0;
+  const walk = async (d: string, top: boolean): Promise<void> => {
+    for (const e of await readdir(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) await walk(p, false);
+      else {
+        const n = (await stat(p).catch(() => ({ size: 0 }))).size;
+        if (top) live += n;
+        else history += n;
+      }
+    }
+  };
+  await walk(dir, true);
+  return { live, history };
+}
+
+/** Flat: the second half of the post-warm-up samples peaks no more than 20% above the first half's peak. */
+function flatness(xs: number[]): { first: number; second: number; growthPct: number; flat: boolean } {
+  const half = Math.floor(xs.length / 2);
+  const first = Math.max(...xs.slice(0, half));
+  const second = Math.max(...xs.slice(half));
+  const growthPct = Math.round(((second - first) / first) * 1000) / 10;
+  return { first, second, growthPct, flat: xs.length >= 4 && growthPct <= 20 };
+}
+
+const world = await startWorld();
+world.salesforce.setLimit(0, 1e12);
+const dataDir = await mkdtemp(join(tmpdir(), 'tierline-soak-'));
+const opts: SoakServiceOptions = { dataDir, publicUrl: world.lb.url, adminToken: randomBytes(18).toString('hex'), secretsKey: randomBytes(32).toString('base64'), external: world.external, closedTicketRetentionMs: retentionMin * 60_000 };
+const child = spawn(process.execPath, [fileURLToPath(new URL('./service.ts', import.meta.url)), JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'pipe'] });
+let childErr = '';
+child.stderr!.setEncoding('utf8').on('data', (d: string) => void (childErr = (childErr + d).slice(-20_000)));
+const serviceUrl = await new Promise<string>((ok, fail) => {
+  let out = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    out += d;
+    const m = /ready (\S+)\n/.exec(out);
+    if (m) ok(m[1]!);
+  });
+  child.on('exit', (code) => fail(new Error(`service exited (${code}) before it was ready:\n${childErr.slice(-3000)}`)));
+});
+world.lb.add('soak', serviceUrl);
+say(`soak: ${minutes} min at ${rate} tickets/s, ${faultShare * 100}% upstream faults, closed tickets kept ${retentionMin} min, warm-up ${Math.round(warmupMs / 6000) / 10} min; service pid ${child.pid}, data ${dataDir}`);
+
+// ------------------------------------------------------------------ load, faults, agents, samples
+const sent: Sent[] = [];
+const failures: string[] = [];
+let created = 0;
+let inFlight = 0;
+let loading = true;
+const started = Date.now();
+const outbound = retryOutbound(world, 1_000);
+const load = (async () => {
+  while (loading) {
+    const due = Math.floor(((Date.now() - started) / 1000) * rate);
+    while (created < due && inFlight < 500) {
+      const n = ++created;
+      inFlight++;
+      const subject = `Soak #${n}`;
+      const p = n % 2 ? hubspotTicket(world, n, subject, () => !loading && Date.now() - started > minutes * 60_000 + 300_000) : salesforceCase(world, n, subject);
+      p.then((s) => void sent.push(s), (e: unknown) => void failures.push(`${subject}: ${e instanceof Error ? e.message : String(e)}`)).finally(() => inFlight--);
+    }
+    await sleep(20);
+  }
+})();
+
+const faults: Record<string, number> = {};
+const kinds = ['hubspot 5xx', 'hubspot 429', 'salesforce SERVER_UNAVAILABLE', 'salesforce REQUEST_LIMIT_EXCEEDED', 'telegram FLOOD_WAIT'] as const;
+let k = 0;
+// About three upstream calls per ticket: faultShare of them fail, spread evenly in time.
+const faultEveryMs = faultShare > 0 ? 1000 / (rate * 3 * faultShare) : Infinity;
+const faultTimer = Number.isFinite(faultEveryMs)
+  ? setInterval(() => {
+      const kind = kinds[k++ % kinds.length]!;
+      if (kind === 'hubspot 5xx') world.hubspot.inject5xx(1, { status: 503 });
+      else if (kind === 'hubspot 429') world.hubspot.inject429(1, { policyName: 'TEN_SECONDLY_ROLLING', retryAfterSec: 1 });
+      else if (kind === 'salesforce SERVER_UNAVAILABLE') world.salesforce.injectError('SERVER_UNAVAILABLE', 1);
+      else if (kind === 'salesforce REQUEST_LIMIT_EXCEEDED') world.salesforce.injectError('REQUEST_LIMIT_EXCEEDED', 1);
+      else world.telegram.injectError({ method: 'messages.SendMessage', error: 'FLOOD_WAIT_2', times: 1 });
+      faults[kind] = (faults[kind] ?? 0) + 1;
+    }, faultEveryMs)
+  : null;
+
+// Agents: the assignee resolves each ticket as soon as its card is pinned in the topic.
+let seenTopics = 0;
+const waiting: { channelId: string; topicId: number }[] = [];
+let resolvedByAgents = 0;
+let agentsOn = true;
+const agents = (async () => {
+  while (agentsOn) {
+    const all = world.telegram.topicCreations();
+    for (const t of all.slice(seenTopics)) waiting.push({ channelId: t.channelId, topicId: t.topicId });
+    seenTopics = all.length;
+    for (let i = 0; i < waiting.length; ) {
+      const w = waiting[i]!;
+      const card = world.telegram.messages(w.channelId, w.topicId, 10).find((m) => m.pinned);
+      if (!card) {
+        i++;
+        continue;
+      }
+      const assignee = [...agentByName].find(([name]) => card.text.includes(`Assigned to ${name}`))?.[1] ?? agentByName.get('Ivan Petrov')!;
+      await world.telegram.reply(w.channelId, w.topicId, assignee, '/resolve').catch(() => undefined);
+      resolvedByAgents++;
+      waiting.splice(i, 1);
+    }
+    await sleep(250);
+  }
+})();
+
+type Sample = { at: number; rss: number; live: number; history: number; created: number; outbox: number | null };
+const samples: Sample[] = [];
+const sample = async () => {
+  const s = await sizes(dataDir);
+  const x: Sample = { at: Date.now() - started, rss: await rssOf(child.pid!), live: s.live, history: s.history, created, outbox: await outboxDepth(serviceUrl) };
+  samples.push(x);
+  say(`  t=${Math.round(x.at / 1000)}s tickets=${created} rss=${mb(x.rss)}MB live+log=${mb(x.live)}MB history=${mb(x.history)}MB outbox=${x.outbox ?? '?'} resolved=${resolvedByAgents}`);
+};
+const sampler = setInterval(() => void sample(), sampleMs);
+
+await sleep(minutes * 60_000);
+loading = false;
+if (faultTimer) clearInterval(faultTimer);
+await load;
+while (inFlight > 0) await sleep(100);
+const loadSeconds = (Date.now() - started) / 1000;
+say(`load done: ${created} tickets in ${Math.round(loadSeconds)} s (${Math.round((created / loadSeconds) * 10) / 10}/s); settling`);
+
+// ------------------------------------------------------------------ settle, stop, check
+const settleUntil = Date.now() + Math.max(120_000, minutes * 10_000);
+for (;;) {
+  const depth = await outboxDepth(serviceUrl);
+  if (depth === 0 && waiting.length === 0 && outbound.pending() === 0 && seenTopics >= sent.length) break;
+  if (Date.now() > settleUntil) {
+    say(`settle timed out: outbox ${depth}, topics waiting for their card ${waiting.length}, outbound pending ${outbound.pending()}`);
+    break;
+  }
+  await sleep(500);
+}
+clearInterval(sampler);
+agentsOn = false;
+await agents;
+outbound.stop();
+await sample();
+child.kill('SIGTERM');
+await new Promise((ok) => child.on('exit', ok));
+
+const store = await openLowdbStore({ dir: dataDir, clock: { now: () => Date.now() } });
+const count = async (kind: 'routed' | 'resolved') => {
+  const per = new Map<string, number>();
+  for (let offset = 0; ; offset += 5000) {
+    const page = await store.history({ kind, offset, limit: 5000 });
+    for (const e of page.entries) per.set(e.ticketKey, (per.get(e.ticketKey) ?? 0) + 1);
+    if (page.entries.length < 5000) break;
+  }
+  return per;
+};
+const routed = await count('routed');
+const resolved = await count('resolved');
+const dead = await store.deadJobs();
+const topics = new Map<string, number>();
+for (const t of world.telegram.topicCreations()) {
+  const m = /Soak #\d+/.exec(t.title);
+  if (m) topics.set(m[0], (topics.get(m[0]) ?? 0) + 1);
+}
+const keyOf = (s: Sent) => (s.crm === 'hubspot' ? `hubspot:${world.hubspot.portalId}:${s.id}` : `salesforce:${world.salesforce.orgId}:${s.id}`);
+const lost: string[] = [];
+const duplicated: string[] = [];
+for (const s of sent) {
+  const key = keyOf(s);
+  const link = s.crm === 'hubspot' ? world.hubspot.ticket(s.id)?.properties.tierline_topic_link : world.salesforce.case(s.id)?.Tierline_Topic_Link__c;
+  if (!routed.get(key) || !link || !resolved.get(key)) lost.push(`${s.subject} (${key}): routed ${routed.get(key) ?? 0}, link ${link ? 'yes' : 'no'}, resolved ${resolved.get(key) ?? 0}`);
+  if ((routed.get(key) ?? 0) > 1 || (resolved.get(key) ?? 0) > 1 || (topics.get(s.subject) ?? 0) > 1) duplicated.push(`${s.subject}: routed ${routed.get(key)}, resolved ${resolved.get(key)}, topics ${topics.get(s.subject)}`);
+}
+// CRM history rows on a sample: one row per written-back entry, no more.
+const crmProblems: string[] = [];
+const sampleSet = sent.filter((_, i) => i % Math.max(1, Math.floor(sent.length / 300)) === 0);
+for (const s of sampleSet) {
+  const entries = (await store.history({ ticketKey: keyOf(s), limit: 100 })).entries.filter((e) => e.kind !== 'sla_warning');
+  const rows = s.crm === 'hubspot' ? (world.hubspot.ticket(s.id)?.notes.length ?? 0) : world.salesforce.routingEvents(s.id).length;
+  if (rows !== entries.length) crmProblems.push(`${s.subject}: ${rows} CRM history rows for ${entries.length} entries`);
+}
+await store.close();
+
+const after = samples.filter((x) => x.at >= warmupMs && x.at <= minutes * 60_000);
+const rss = flatness(after.map((x) => x.rss));
+const live = flatness(after.map((x) => x.live));
+const last = samples.at(-1)!;
+const report = {
+  minutes,
+  targetRate: rate,
+  achievedRate: Math.round((created / loadSeconds) * 10) / 10,
+  ticketsCreated: created,
+  ticketsAcknowledged: sent.length,
+  intakeFailures: failures.length,
+  faultsInjected: Object.values(faults).reduce((a, b) => a + b, 0),
+  faultsByKind: faults,
+  ticketsRouted: routed.size,
+  ticketsResolved: resolved.size,
+  lost: lost.length,
+  duplicated: duplicated.length,
+  crmSampleChecked: sampleSet.length,
+  crmSampleProblems: crmProblems.length,
+  deadLetters: dead.length,
+  samplesAfterWarmup: after.length,
+  rssMB: { atWarmupEndPeak: mb(rss.first), lastHalfPeak: mb(rss.second), growthPct: rss.growthPct, flat: rss.flat, final: mb(last.rss) },
+  liveFileAndLogMB: { firstHalfPeak: mb(live.first), lastHalfPeak: mb(live.second), growthPct: live.growthPct, flat: live.flat },
+  historyFilesMB: mb(last.history),
+  historyBytesPerTicket: Math.round(last.history / Math.max(1, routed.size)),
+};
+say(JSON.stringify(report, null, 2));
+for (const x of [...failures.slice(0, 5), ...lost.slice(0, 10), ...duplicated.slice(0, 10), ...crmProblems.slice(0, 10), ...dead.slice(0, 5).map((d) => `dead letter ${d.id}: ${d.lastError}`)]) say(`  ${x}`);
+await world.close();
+await rm(dataDir, { recursive: true, force: true });
+const ok = failures.length === 0 && lost.length === 0 && duplicated.length === 0 && crmProblems.length === 0 && dead.length === 0 && rss.flat && live.flat;
+say(ok ? 'soak: PASS (nothing lost, nothing duplicated, memory and live files flat after warm-up)' : 'soak: FAIL (see above)');
+process.exit(ok ? 0 : 1);

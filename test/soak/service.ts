@@ -1,0 +1,33 @@
+// The service process the soak measures: `npm start` in sandbox mode on the lowdb store, with the sandboxes in the
+// soak process (external), so the resident memory and the data directory measured here are Tierline's alone.
+//
+//   node test/soak/service.ts <json SoakServiceOptions>   prints "ready <url>", stops cleanly on SIGTERM.
+import type { ExternalSandboxes } from '../../server/service.ts';
+import { loadEnv } from '../../server/env.ts';
+import { createLogger } from '../../server/logger.ts';
+import { startService } from '../../server/service.ts';
+import { openLowdbStore } from '../../server/storage/lowdb-store.ts';
+
+export type SoakServiceOptions = { dataDir: string; publicUrl: string; adminToken: string; secretsKey: string; external: ExternalSandboxes; closedTicketRetentionMs: number };
+
+const o = JSON.parse(process.argv[2]!) as SoakServiceOptions;
+const env = loadEnv({ DATA_DIR: o.dataDir, PORT: '0', HOST: '127.0.0.1', PUBLIC_URL: o.publicUrl, ADMIN_TOKEN: o.adminToken, SECRETS_KEY: o.secretsKey, SAMPLE_TICKETS_PER_MINUTE: '0', LOG_LEVEL: 'warn' });
+const logger = createLogger({ level: 'warn', secrets: () => [o.adminToken, o.secretsKey], write: (line) => process.stderr.write(line + '\n') });
+const clock = { now: () => Date.now() };
+// The store as startService would open it, except for how long closed tickets stay in the live file.
+const store = await openLowdbStore({ dir: o.dataDir, clock, logger: logger.child({ component: 'store' }), closedTicketRetentionMs: o.closedTicketRetentionMs });
+const service = await startService({ env, logger, clock, store, simulatedAgents: false, sampleTicketsPerMinute: 0, external: o.external });
+process.stdout.write(`ready ${service.url}\n`);
+
+let stopping = false;
+process.on('SIGTERM', () => {
+  if (stopping) return;
+  stopping = true;
+  service.stop().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      process.stderr.write(`stop failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+});
