@@ -18,6 +18,11 @@ const clock = { now: () => Date.now() };
 const store = await openLowdbStore({ dir: o.dataDir, clock, logger: logger.child({ component: 'store' }), closedTicketRetentionMs: o.closedTicketRetentionMs });
 const service = await startService({ env, logger, clock, store, simulatedAgents: false, sampleTicketsPerMinute: 0, external: o.external });
 process.stdout.write(`ready ${service.url}\n`);
+// The soak reads the heap alongside the RSS it samples from /proc (is growth live data or just an unreturned heap?).
+setInterval(() => {
+  const m = process.memoryUsage();
+  process.stdout.write(`mem ${JSON.stringify({ heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers })}\n`);
+}, 2_000).unref();
 
 let stopping = false;
 process.on('SIGTERM', () => {
