@@ -374,9 +374,11 @@ export function createPipeline(deps: PipelineDeps) {
     const candidates = q?.groups.length ? q.groups : router.config.groups.map((g) => g.id);
     if (!candidates.length) throw new AppError('misconfigured', `Queue "${t.queueId}" has no Telegram group and none is configured; add a forum group under groups and list it on the queue.`);
     if (candidates.length === 1) return candidates[0]!;
-    const open = await store.tickets({ open: true });
     const load = new Map(candidates.map((g) => [g, 0]));
-    for (const o of open) if (o.key !== t.key && o.topicGroupId && load.has(o.topicGroupId)) load.set(o.topicGroupId, load.get(o.topicGroupId)! + 1);
+    const counts = await store.openTicketsPerGroup();
+    for (const g of candidates) load.set(g, counts[g] ?? 0);
+    // The ticket itself does not count against the group it is leaving (a recreated topic).
+    if (t.status !== 'resolved' && t.status !== 'failed' && t.topicGroupId && load.has(t.topicGroupId)) load.set(t.topicGroupId, Math.max(0, load.get(t.topicGroupId)! - 1));
     return candidates.reduce((best, g) => (load.get(g)! < load.get(best)! ? g : best));
   }
 
@@ -618,8 +620,13 @@ export function createPipeline(deps: PipelineDeps) {
   /** Tries to place tickets waiting in these queues (oldest first), after capacity frees up or an agent returns. */
   async function assignWaiting(queueIds: string[]): Promise<number> {
     let placed = 0;
-    const waiting = (await store.tickets({ open: true })).filter((t) => t.status === 'waiting' && t.queueId && queueIds.includes(t.queueId)).sort((a, b) => (a.enqueuedAt ?? 0) - (b.enqueuedAt ?? 0));
+    const open = (await Promise.all([...new Set(queueIds)].map((queueId) => store.tickets({ open: true, queueId })))).flat();
+    const waiting = open.filter((t) => t.status === 'waiting' && t.queueId && queueIds.includes(t.queueId)).sort((a, b) => (a.enqueuedAt ?? 0) - (b.enqueuedAt ?? 0));
+    // Queues where nobody can take any ticket right now (every agent at capacity, away or offline): trying the rest
+    // of their waiting tickets would only take the routing lock once per ticket, for every freed slot.
+    const full = new Set<string>();
     for (const w of waiting) {
+      if (full.has(w.queueId!)) continue;
       const ok = await store.exclusive(async () => {
         const t0 = await store.getTicket(w.key);
         if (!t0 || t0.status !== 'waiting' || !t0.queueId) return false;
@@ -628,7 +635,11 @@ export function createPipeline(deps: PipelineDeps) {
         const now = clock.now();
         const from = t0.queueId;
         const d = router.route({ segment: t.segment!, now, enqueuedAt: t.enqueuedAt ?? now, queueId: from }, stateOf(await store.counters()));
-        if (d.outcome === 'held' && d.queueId === from) return false;
+        if (d.outcome === 'held' && d.queueId === from) {
+          const step = d.steps.find((x) => x.queueId === from);
+          if (step?.considered.every((c) => c.reason === 'at_capacity' || c.reason === 'away' || c.reason === 'offline')) full.add(from);
+          return false;
+        }
         const ops = applyDecision(t, d, router, now, from);
         if (t.firstResponseAt && t.status === 'assigned') t.status = 'answered';
         const kind: HistoryKind = d.queueId !== from ? 'overflow' : 'assigned';

@@ -285,6 +285,11 @@ export interface Store {
   getTicket(key: string): Promise<TicketRecord | null>;
   findTicketByTopic(groupId: string, topicId: number): Promise<TicketRecord | null>;
   tickets(filter?: { open?: boolean; agentId?: string; queueId?: string }): Promise<TicketRecord[]>;
+  /**
+   * Open tickets per Telegram group (the topic's group, else the group chosen for it), for spreading new topics over
+   * a queue's groups. Counted by the store: it runs under the routing lock for every new topic.
+   */
+  openTicketsPerGroup(): Promise<Record<string, number>>;
   counters(): Promise<Counters>;
 
   commit(batch: Batch): Promise<void>;

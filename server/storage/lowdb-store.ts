@@ -868,6 +868,16 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
       return null;
     },
 
+    async openTicketsPerGroup() {
+      // Closed tickets in the dated files are closed by construction: only the live ones can count.
+      const out: Record<string, number> = {};
+      for (const t of live.values()) {
+        const g = t.topic?.groupId ?? t.topicGroupId;
+        if (isOpen(t) && g) out[g] = (out[g] ?? 0) + 1;
+      }
+      return out;
+    },
+
     async tickets(filter = {}) {
       const out: { ord: number; t: TicketRecord }[] = [];
       for (const t of live.values()) {

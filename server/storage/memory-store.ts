@@ -139,6 +139,14 @@ export function createMemoryStore(opts: { clock?: Clock } = {}): Store {
       }
       return out;
     },
+    async openTicketsPerGroup() {
+      const out: Record<string, number> = {};
+      for (const t of s.tickets.values()) {
+        const g = t.topic?.groupId ?? t.topicGroupId;
+        if (open(t) && g) out[g] = (out[g] ?? 0) + 1;
+      }
+      return out;
+    },
     async counters() {
       return clone(s.counters);
     },

@@ -43,6 +43,7 @@ function memoryStoreOver(s: MemoryState): Store {
     recordInbound: unsupported,
     getTicket: async (key) => (s.tickets.has(key) ? clone(s.tickets.get(key)!) : null),
     findTicketByTopic: async () => null,
+    openTicketsPerGroup: unsupported,
     async tickets(filter = {}) {
       const out: TicketRecord[] = [];
       for (const t of s.tickets.values()) {

@@ -144,6 +144,22 @@ export function runStoreContract(name: string, open: OpenStore): void {
         expect(keys(await store.tickets({ queueId: 'general' }))).toEqual(['hubspot:42:1', 'salesforce:00D1:5']);
       });
 
+      it('counts open tickets per Telegram group (the topic\'s, else the one chosen for it), as a scan would', async () => {
+        await store.commit({
+          tickets: [
+            ticket('hubspot:42:1', { topicGroupId: 'support-1' }),
+            ticket('hubspot:42:2', { topicGroupId: 'support-1', topic: { groupId: 'support-1', topicId: 7, link: 'https://t.me/c/1/7' } }),
+            ticket('hubspot:42:3', { topicGroupId: 'support-2' }),
+            ticket('hubspot:42:4', { topicGroupId: 'support-2', status: 'resolved', resolvedAt: T0 }),
+            ticket('hubspot:42:5', { topicGroupId: null }),
+          ],
+        });
+        expect(await store.openTicketsPerGroup()).toEqual({ 'support-1': 2, 'support-2': 1 });
+        const scan: Record<string, number> = {};
+        for (const t of await store.tickets({ open: true })) if (t.topicGroupId) scan[t.topicGroupId] = (scan[t.topicGroupId] ?? 0) + 1;
+        expect(await store.openTicketsPerGroup()).toEqual(scan);
+      });
+
       it('finds a ticket by its Telegram topic, and not by a topic it left', async () => {
         const topic = { groupId: 'grp-vip', topicId: 17, link: 'https://t.me/c/100/17' };
         await store.commit({ tickets: [ticket('hubspot:42:1', { topic }), ticket('hubspot:42:2', { topic: { ...topic, topicId: 18 } })] });

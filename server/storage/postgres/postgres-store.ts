@@ -340,6 +340,18 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
       return r.rows.map((x) => x.doc);
     },
 
+    async openTicketsPerGroup() {
+      // A ticket with a topic is in its topic's group (the topic_group column); only the few still waiting for
+      // their topic have the document parsed for the group chosen for them.
+      const r = await q<{ g: string; n: number }>(
+        'counting open tickets per group',
+        `SELECT g, count(*)::int AS n FROM (SELECT coalesce(topic_group, doc->>'topicGroupId') AS g FROM tickets WHERE open) t WHERE g IS NOT NULL GROUP BY g`,
+        [],
+        true,
+      );
+      return Object.fromEntries(r.rows.map((x) => [x.g, x.n]));
+    },
+
     async counters() {
       const r = await q<{ c: Counters }>('reading routing counters', 'SELECT tierline_counters() AS c', [], true);
       return r.rows[0]!.c;
