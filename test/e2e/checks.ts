@@ -12,7 +12,7 @@ const CARD = 'Why this ticket is here';
 export type TicketView = { sent: Sent; key: string; ticket: TicketRecord | undefined; history: HistoryEntry[] };
 
 /** Problems found for one ticket; empty when it is whole. */
-export function checkTicket(w: World, v: TicketView, topics: { channelId: string; topicId: number }[], opts: { queueName: (id: string) => string; agentName: (id: string) => string }): string[] {
+export function checkTicket(w: World, v: TicketView, topics: { channelId: string; topicId: number }[], opts: { queueName: (id: string) => string; agentName: (id: string) => string; cards: Map<string, number> }): string[] {
   const p: string[] = [];
   const t = v.ticket;
   const label = `${v.sent.crm} ${v.sent.id} (${v.key})`;
@@ -22,8 +22,8 @@ export function checkTicket(w: World, v: TicketView, topics: { channelId: string
   if (!t.topic) p.push(`${label}: no topic in the store`);
   else if (topics[0] && topics[0].topicId !== t.topic.topicId) p.push(`${label}: store topic ${t.topic.topicId} but Telegram topic ${topics[0].topicId}`);
   if (t.topic && topics[0]) {
-    const cards = w.telegram.allMessages(topics[0].channelId).filter((m) => m.topicId === topics[0]!.topicId && m.text.includes(CARD));
-    if (cards.length !== 1) p.push(`${label}: ${cards.length} cards in its topic`);
+    const cards = opts.cards.get(`${topics[0].channelId}/${topics[0].topicId}`) ?? 0;
+    if (cards !== 1) p.push(`${label}: ${cards} cards in its topic`);
   }
   // A complete history: 1..n without gaps or repeats, starting with the routing decision.
   const seqs = v.history.map((e) => e.seq).sort((a, b) => a - b);
@@ -56,7 +56,9 @@ export function checkTicket(w: World, v: TicketView, topics: { channelId: string
   return p;
 }
 
-/** The store key of a ticket the test created. */
-export function keyOf(w: World, s: Sent): string {
-  return s.crm === 'hubspot' ? `hubspot:${w.hubspot.portalId}:${s.id}` : `salesforce:${w.salesforce.orgId}:${s.id}`;
+/** Routing cards per topic ("channelId/topicId"), counted in one pass over every group. */
+export function cardsPerTopic(w: World): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const g of w.telegram.groups()) for (const m of w.telegram.allMessages(g.channelId)) if (m.text.includes(CARD)) out.set(`${g.channelId}/${m.topicId}`, (out.get(`${g.channelId}/${m.topicId}`) ?? 0) + 1);
+  return out;
 }

@@ -15,7 +15,7 @@ import { parseRoutingConfig } from '../../core/config.ts';
 import { silentLogger } from '../../server/logger.ts';
 import { SAMPLE_CONFIG } from '../../server/sandbox/sample-config.ts';
 import { openLowdbStore } from '../../server/storage/lowdb-store.ts';
-import { checkTicket } from './checks.ts';
+import { cardsPerTopic, checkTicket } from './checks.ts';
 import { agentByName, hubspotTicket, kill, outboxDepth, retryOutbound, salesforceCase, sleep, spawnService, startWorld, topicsByMarker, until, type Sent, type ServiceProc, type World } from './harness.ts';
 import type { ServiceChildOptions } from './procs/service.ts';
 
@@ -86,11 +86,12 @@ describe('the service killed with SIGKILL at random moments (lowdb store)', () =
     let agentsOn = true;
     const agents = (async () => {
       while (agentsOn) {
+        const pinned = new Map(world.telegram.groups().flatMap((g) => world.telegram.allMessages(g.channelId).filter((x) => x.pinned).map((x) => [`${g.channelId}/${x.topicId}`, x] as const)));
         for (const [m, list] of topicsByMarker(world, markerOf)) {
           const n = Number(m.slice(2));
           if (n % 3 !== 0 || resolved.has(m) || list.length !== 1) continue;
           const { channelId, topicId } = list[0]!;
-          const card = world.telegram.allMessages(channelId).find((x) => x.topicId === topicId && x.pinned);
+          const card = pinned.get(`${channelId}/${topicId}`);
           if (!card) continue;
           const assignee = [...agentByName].find(([name]) => card.text.includes(`Assigned to ${name}`))?.[1] ?? agentByName.get('Ivan Petrov')!;
           if (!replied.has(m)) {
@@ -153,15 +154,18 @@ describe('the service killed with SIGKILL at random moments (lowdb store)', () =
       const historyOf = new Map<string, typeof entries>();
       for (const e of entries) historyOf.set(e.ticketKey, [...(historyOf.get(e.ticketKey) ?? []), e]);
       const topics = topicsByMarker(world, markerOf);
+      const cards = cardsPerTopic(world);
+      const closed = new Set(world.telegram.groups().flatMap((g) => world.telegram.topics(g.channelId).filter((x) => x.closed).map((x) => `${g.channelId}/${x.topicId}`)));
       const problems: string[] = [];
       for (const s of sent) {
         const t = byMarker.get(marker(s.n));
         const history = t ? (historyOf.get(t.key) ?? []) : [];
-        problems.push(...checkTicket(world, { sent: s, key: t?.key ?? '?', ticket: t, history }, topics.get(marker(s.n)) ?? [], { queueName, agentName }));
+        problems.push(...checkTicket(world, { sent: s, key: t?.key ?? '?', ticket: t, history }, topics.get(marker(s.n)) ?? [], { queueName, agentName, cards }));
         const kinds = history.map((e) => e.kind);
         if (s.n % 3 === 0 && !kinds.some((k) => k === 'first_reply' || k === 'reply_by_other')) problems.push(`${marker(s.n)}: the agent's reply is not in the history`);
         if (s.n % 6 === 0 && kinds.filter((k) => k === 'resolved').length !== 1) problems.push(`${marker(s.n)}: ${kinds.filter((k) => k === 'resolved').length} resolutions in the history`);
-        if (s.n % 6 === 0 && topics.get(marker(s.n))?.[0] && !world.telegram.topics(topics.get(marker(s.n))![0]!.channelId).find((x) => x.topicId === topics.get(marker(s.n))![0]!.topicId)?.closed) problems.push(`${marker(s.n)}: resolved but its topic is open`);
+        const topic = topics.get(marker(s.n))?.[0];
+        if (s.n % 6 === 0 && topic && !closed.has(`${topic.channelId}/${topic.topicId}`)) problems.push(`${marker(s.n)}: resolved but its topic is open`);
       }
       const dead = await store.deadJobs();
       const deletedKey = `hubspot:${world.hubspot.portalId}:`;

@@ -212,12 +212,12 @@ export function retryOutbound(w: World, everyMs = 300): { stop(): void; pending(
   return { stop: () => clearInterval(t), pending: () => w.salesforce.deliveries().filter((d) => d.status === 'pending').length };
 }
 
-export async function until<T>(what: string, probe: () => Promise<T | null | undefined | false> | T | null | undefined | false, ms: number, every = 100): Promise<T> {
+export async function until<T>(what: string, probe: () => Promise<T | null | undefined | false> | T | null | undefined | false, ms: number, every = 100, status?: () => Promise<string> | string): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await probe();
     if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}${status ? `; ${await status()}` : ''}`);
     await sleep(every);
   }
 }
