@@ -9,21 +9,32 @@ export function topicTitle(tier: Tier | null, company: string | null, subject: s
   return cutUtf8(full, maxBytes);
 }
 
+const enc = new TextEncoder();
+const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
+
+export function utf8Length(s: string): number {
+  return enc.encode(s).length;
+}
+
+/**
+ * Cuts text to at most maxBytes of UTF-8 on a grapheme boundary (an emoji with its modifiers, a flag, a letter with
+ * its accents stay whole), marking the cut with "…". Lone surrogates, which UTF-8 cannot carry, become U+FFFD first
+ * so the byte count is the one Telegram will see.
+ */
 export function cutUtf8(text: string, maxBytes: number): string {
-  const enc = new TextEncoder();
-  if (enc.encode(text).length <= maxBytes) return text;
+  const clean = text.toWellFormed();
+  if (utf8Length(clean) <= maxBytes) return clean;
   const ellipsis = '…';
-  const budget = maxBytes - enc.encode(ellipsis).length;
+  const budget = maxBytes - utf8Length(ellipsis);
   let out = '';
   let used = 0;
-  // Iterating a string yields whole code points, so a surrogate pair is never split.
-  for (const ch of text) {
-    const n = enc.encode(ch).length;
+  for (const { segment } of graphemes.segment(clean)) {
+    const n = utf8Length(segment);
     if (used + n > budget) break;
-    out += ch;
+    out += segment;
     used += n;
   }
-  return out + ellipsis;
+  return out.trimEnd() + ellipsis;
 }
 
 function money(s: Segment): string {

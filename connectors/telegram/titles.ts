@@ -1,5 +1,6 @@
 // Topic titles and icons. Telegram counts a topic title in UTF-8 bytes (at most 128) and rejects longer ones, so the
 // cut happens here, on a whole grapheme (an emoji with its modifiers, a letter with its accents), never mid-character.
+import { cutUtf8 as cutCore, utf8Length } from '../../core/cards.ts';
 import type { Tier } from '../../core/segment.ts';
 
 export const TOPIC_TITLE_MAX_BYTES = 128;
@@ -18,31 +19,11 @@ export function iconColorForTier(tier: Tier | null): number {
   return tier ? TIER_COLOR[tier] : 0xcb86db;
 }
 
-const enc = new TextEncoder();
-const segmenter = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
+/** The cut itself is the core's, so a title built by the pipeline and one cut here agree. */
+export { utf8Length };
 
-export function utf8Length(s: string): number {
-  return enc.encode(s).length;
-}
-
-/**
- * Cuts text to at most maxBytes of UTF-8 on a grapheme boundary, marking the cut with "…". Lone surrogates (which
- * UTF-8 cannot carry) become U+FFFD first so the byte count is the one Telegram will see.
- */
 export function cutUtf8(text: string, maxBytes: number = TOPIC_TITLE_MAX_BYTES): string {
-  const clean = text.toWellFormed();
-  if (utf8Length(clean) <= maxBytes) return clean;
-  const ellipsis = '…';
-  const budget = maxBytes - utf8Length(ellipsis);
-  let out = '';
-  let used = 0;
-  for (const { segment } of segmenter.segment(clean)) {
-    const n = utf8Length(segment);
-    if (used + n > budget) break;
-    out += segment;
-    used += n;
-  }
-  return out.trimEnd() + ellipsis;
+  return cutCore(text, maxBytes);
 }
 
 /** A title Telegram accepts: single line, not empty, at most 128 bytes. */
