@@ -93,6 +93,18 @@ ${topic.closed ? '' : html`<form method="post" action="/forum/close" class="acti
 
   const back = (group: string, topic: string, done: string) => `/forum/topic${qs({ group, topic, done })}`;
   const field = (form: Record<string, unknown>, k: string) => (typeof form[k] === 'string' ? (form[k] as string) : '');
+  /** What is wrong with the group, topic and agent a form names (a stale page, a hand-made post), or null. */
+  const problem = (forum: SandboxForum, want: { group?: string; topic?: string; user: string }): string | null => {
+    if (!forum.agents().some((a) => a.telegramUserId === want.user)) return 'That agent is not in the sandbox: pick one of the agents listed on the sandbox forum.';
+    if (want.group === undefined) return null;
+    if (!forum.groups().some((g) => g.channelId === want.group)) return 'That group is not in the sandbox: open a topic from the sandbox forum and act from its page.';
+    const topic = forum.topics(want.group).find((t) => String(t.topicId) === want.topic);
+    if (!topic) return 'That topic does not exist in the group: open a topic from the sandbox forum and act from its page.';
+    if (topic.closed) return 'That topic is closed: the ticket is resolved. Open an open topic from the sandbox forum.';
+    return null;
+  };
+  const refuse = (csrf: string, why: string) =>
+    shell({ title: 'Cannot do that', active: '/forum', csrf, sandbox: ctx.sandbox, body: html`<h1>Cannot do that</h1>${notice('bad', why)}<p><a href="/forum">Back to the sandbox forum</a></p>` });
 
   app.post('/forum/reply', auth.requireForm, async (c) => {
     const forum = ctx.sandboxForum;
@@ -103,6 +115,8 @@ ${topic.closed ? '' : html`<form method="post" action="/forum/close" class="acti
     const group = field(form, 'group');
     const topic = field(form, 'topic');
     const user = field(form, 'user');
+    const why = problem(forum, { group, topic, user });
+    if (why) return c.html(refuse(c.get('session').csrf, why), 400);
     if (!text) return c.redirect(back(group, topic, 'Write a message first.'), 303);
     await forum.reply(group, Number(topic), user, text);
     ctx.logger.info('console: sandbox reply', { group, topic, user, command: text.startsWith('/') ? text.split(/\s/)[0] : null });
@@ -115,7 +129,10 @@ ${topic.closed ? '' : html`<form method="post" action="/forum/close" class="acti
     const form = await c.req.parseBody();
     const group = field(form, 'group');
     const topic = field(form, 'topic');
-    await forum.closeTopic(group, Number(topic), field(form, 'user'));
+    const user = field(form, 'user');
+    const why = problem(forum, { group, topic, user });
+    if (why) return c.html(refuse(c.get('session').csrf, why), 400);
+    await forum.closeTopic(group, Number(topic), user);
     ctx.logger.info('console: sandbox topic closed', { group, topic });
     return c.redirect(back(group, topic, 'Topic closed; the ticket is resolved.'), 303);
   });
@@ -126,6 +143,8 @@ ${topic.closed ? '' : html`<form method="post" action="/forum/close" class="acti
     const form = await c.req.parseBody();
     const user = field(form, 'user');
     const online = field(form, 'online') === '1';
+    const why = problem(forum, { user });
+    if (why) return c.html(refuse(c.get('session').csrf, why), 400);
     await forum.setOnline(user, online);
     const name = forum.agents().find((a) => a.telegramUserId === user)?.name ?? user;
     return c.redirect(`/forum${qs({ done: `${name} is now ${online ? 'online' : 'offline'} (after the grace period an offline agent's unanswered tickets move).` })}`, 303);
