@@ -12,6 +12,8 @@ export type ConnectorHealth = {
   /** One line for the console, e.g. "2 portals installed" or "FLOOD_WAIT 30 s on group support-1". */
   detail: string;
   lastError: string | null;
+  /** Something an admin must act on soon (e.g. 80% of Salesforce's daily API allocation used); shown as an alert. */
+  alert?: string | null;
   /** Connector-specific figures (rate-limit headroom, API allocation used, flood waits). */
   [extra: string]: unknown;
 };

@@ -40,6 +40,14 @@ describe('overview', () => {
     // Connectors: mode, error and the connector's own figures.
     expect(t).toMatch(/hubspot sandbox ok 1 portal installed – All figures of hubspot rate limit remaining: 97/);
     expect(t).toMatch(/telegram real failing FLOOD_WAIT on group support-1 FLOOD_WAIT_30 All figures of telegram flood waits: 2/);
+    expect(page).not.toContain('role="alert"');
+  });
+
+  it('puts a connector\'s alert (Salesforce API allocation at 80%) above the connectors, where it cannot be missed', async () => {
+    const alert = 'Salesforce org 00D000000000001 has used 84% of its daily API allocation (84000 of 100000).';
+    const c = await setupConsole({ health: [{ id: 'salesforce', health: { ok: true, mode: 'real', detail: 'API 84% used (org 00D000000000001)', lastError: null, apiUsagePercent: 84, alert } }] });
+    const page = await (await c.get('/')).text();
+    expect(page).toMatch(new RegExp(`<div class="notice bad" role="alert">${alert.replace(/[.()]/g, '\\$&')}</div>`));
   });
 
   it('serves the live figures as a fragment for the page script, and they follow new tickets', async () => {

@@ -174,12 +174,14 @@ function statusBadge(s: AgentStatus): Html {
 function connectorsSection(ctx: ConsoleContext, list: { id: string; health: import('../../contracts.ts').ConnectorHealth }[] | Error): Html {
   if (list instanceof Error) return html`<section aria-labelledby="conn-h"><h2 id="conn-h">Connectors</h2>${notice('bad', html`Connector health did not answer: ${list.message}`)}</section>`;
   const install = (id: string) => (id === 'hubspot' ? ctx.installLinks.hubspot : id === 'salesforce' ? ctx.installLinks.salesforce : undefined);
+  const alerts = list.flatMap(({ health: h }) => (h.alert ? [h.alert] : []));
   return html`<section aria-labelledby="conn-h">
 <h2 id="conn-h">Connectors</h2>
+${alerts.map((a) => notice('bad', a))}
 ${list.length
   ? tableWrap('Connectors', html`<table><thead><tr><th scope="col">Connector</th><th scope="col">Mode</th><th scope="col">Health</th><th scope="col">Detail</th><th scope="col">Last error</th><th scope="col">Figures</th></tr></thead><tbody>
 ${list.map(({ id, health: h }) => {
-  const { ok: _ok, mode: _m, detail: _d, lastError: _e, ...extra } = h;
+  const { ok: _ok, mode: _m, detail: _d, lastError: _e, alert: _a, ...extra } = h;
   const link = install(id);
   return html`<tr><th scope="row">${id}</th><td><span class="badge ${h.mode === 'real' ? 'ok' : 'warn'}">${h.mode}</span></td><td>${okBadge(h.ok)}</td>
 <td>${h.detail}${link && h.mode === 'real' ? html`<br><a href="${link}">Install in ${id === 'hubspot' ? 'a HubSpot portal' : 'a Salesforce org'}</a>` : ''}</td><td>${h.lastError ?? '–'}</td>
