@@ -86,7 +86,7 @@ export type Group = z.infer<typeof GroupSchema>;
 export const TieringSchema = z.object({
   /** Checked in order; the first threshold the lifetime value (or, failing that, annual revenue) reaches applies. */
   thresholds: z
-    .array(z.object({ tier: TierSchema, minLifetimeValue: z.number().finite().nonnegative() }))
+    .array(z.object({ tier: TierSchema, minLifetimeValue: z.number({ error: 'a lifetime value threshold must be a number, e.g. 100000' }).finite().nonnegative('a lifetime value cannot be negative; use 0 for the lowest tier') }))
     .default([
       { tier: 'enterprise', minLifetimeValue: 100_000 },
       { tier: 'premium', minLifetimeValue: 20_000 },

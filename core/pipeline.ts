@@ -506,6 +506,8 @@ export function createPipeline(deps: PipelineDeps) {
     if (!agent) return; // the customer (relayed) or our own bot; not a response by the team
     await withTicket(key, (t, router, now) => {
       if (t.firstResponseAt || t.status === 'resolved') return null;
+      // A breach already counted by its timer is not counted again when the late reply comes.
+      const breachCounted = t.slaMet === false;
       t.firstResponseAt = e.at;
       t.firstResponderId = agent.id;
       t.slaMet = t.slaDueAt === null ? null : e.at <= t.slaDueAt;
@@ -517,7 +519,7 @@ export function createPipeline(deps: PipelineDeps) {
       const e2 = entry(t, kind, `${mine ? 'First reply' : `First reply by ${agent.name} (assigned: ${agentName(router, t.agentId) ?? 'nobody'})`} after ${mins} min; SLA ${t.slaMet ? 'met' : 'breached'}`, now);
       const labels = { tier: t.segment?.tier ?? 'unknown', queue: t.queueId ?? '' };
       if (t.enqueuedAt !== null) metrics.observe('tierline_first_response_seconds', labels, (e.at - t.enqueuedAt) / 1000);
-      metrics.inc('tierline_sla_total', { ...labels, result: t.slaMet ? 'met' : 'breached' });
+      if (t.slaMet !== null && !breachCounted) metrics.inc('tierline_sla_total', { ...labels, result: t.slaMet ? 'met' : 'breached' });
       const ops: CounterOp[] = t.queueId ? [{ op: 'unwait', queueId: t.queueId, ticketKey: t.key }] : [];
       return { tickets: [t], history: [e2], counters: ops, jobs: publish(t, e2, now), cancelTimers: [`sla_reminder:${t.key}`, `sla_breach:${t.key}`, `overflow_check:${t.key}`] };
     });

@@ -156,6 +156,10 @@ export { ackBench, latencyBench };
 
 export async function benchE2e(opts: E2eOptions = {}): Promise<Record<string, number | boolean>> {
   const ack = await ackBench(opts.rate ?? 500, opts.seconds ?? 60);
-  const latency = await latencyBench(opts.tickets ?? 24, opts.intervalMs ?? 4_000, opts.latencyMs ?? 100);
+  // One ticket every 8 s keeps each forum group under Telegram's ~20 sends a minute (a ticket is a topic, a card and
+  // a pin) even when every ticket lands in the same group, so this figure is the service's latency, not Telegram's
+  // flood limit; at 4 s the VIP group's seventh ticket in a minute waits ~35 s for its card, by design. Throttled
+  // behaviour is measured by the Telegram burst bench.
+  const latency = await latencyBench(opts.tickets ?? 30, opts.intervalMs ?? 8_000, opts.latencyMs ?? 100);
   return { ...ack, ...latency, 'e2e.peakRssMB': Math.max(Number(ack['e2e.ack.peakRssMB']), Number(latency['e2e.latency.peakRssMB'])) };
 }

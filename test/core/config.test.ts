@@ -51,7 +51,7 @@ describe('configuration is rejected with the path and the fix', () => {
       name: 'negative threshold',
       mutate: (c: ReturnType<typeof base>) => (c.tiering = { thresholds: [{ tier: 'enterprise', minLifetimeValue: -1 }] }),
       path: 'tiering.thresholds[0].minLifetimeValue',
-      msg: /./,
+      msg: /cannot be negative; use 0 for the lowest tier/,
     },
     {
       name: 'thresholds out of order',

@@ -100,7 +100,10 @@ export async function harness(config: RoutingConfigInput, options: Partial<Pipel
   const store = createMemoryStore({ clock });
   const crm = fakeCrm();
   const tg = fakeTelegram();
-  const pipeline = createPipeline({ store, clock, logger: silentLogger, crm: () => crm.port, messenger: tg.port, options: { backoffBaseMs: 1000, ...options } });
+  /** Every metric increment, as "name result=…" strings with their labels, for counting what a leader would see. */
+  const counted: { name: string; labels: Record<string, string>; by: number }[] = [];
+  const metrics = { inc: (name: string, labels: Record<string, string> = {}, by = 1) => void counted.push({ name, labels, by }), observe: () => {} };
+  const pipeline = createPipeline({ store, clock, logger: silentLogger, metrics, crm: () => crm.port, messenger: tg.port, options: { backoffBaseMs: 1000, ...options } });
   await createConfigService(store, clock).save(config, { author: 'test', note: '' });
   /** Runs jobs and timers until nothing is due now. */
   const drain = async () => {
@@ -110,5 +113,5 @@ export async function harness(config: RoutingConfigInput, options: Partial<Pipel
     }
     throw new Error('pipeline did not settle');
   };
-  return { clock, store, crm, tg, pipeline, drain };
+  return { clock, store, crm, tg, pipeline, drain, counted };
 }

@@ -155,6 +155,16 @@ describe('pipeline: later events', () => {
     expect(h.tg.posts.at(-1)!.mention).toMatchObject({ name: 'Ann' });
   });
 
+  it('SLA metrics: a breach is counted once, by its timer, not again when the late first reply comes', async () => {
+    const { h, topic } = await routed();
+    h.clock.advance(16 * 60_000);
+    await h.drain();
+    await h.pipeline.onMessengerEvent({ kind: 'message', groupId: topic.groupId, topicId: topic.topicId, messageId: 9, fromTelegramUserId: '1001', text: 'Sorry for the wait', at: h.clock.now() });
+    await h.drain();
+    const sla = h.counted.filter((c) => c.name === 'tierline_sla_total');
+    expect(sla.map((c) => c.labels.result)).toEqual(['breached']);
+  });
+
   it('an agent going offline has their unanswered tickets reassigned in the same queue, keeping the wait time', async () => {
     const { h, ref, t } = await routed();
     h.clock.advance(60_000);
