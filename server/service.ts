@@ -294,14 +294,14 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
 
   const byCrm = new Map(crms.map((c) => [c.id, c.crm]));
   if (intakeBot) for (const [id, port] of byCrm) byCrm.set(id, intakeBot.observe(port));
-  const timedCrm = new Map([...byCrm].map(([id, port]) => [id, timing.upstream(port)]));
+  const timedCrm = new Map([...byCrm].map(([id, port]) => [id, timing.upstream(port, id)]));
   pipeline = createPipeline({
     store,
     clock,
     logger: log.child({ component: 'pipeline' }),
     metrics,
     crm: (id) => timedCrm.get(id),
-    messenger: timing.upstream(messenger),
+    messenger: timing.upstream(messenger, 'telegram'),
     wake: () => worker?.wake(),
     observeStep: timing.observeStep,
     options: opts.pipeline,

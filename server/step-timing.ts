@@ -2,6 +2,7 @@
 // and Telegram ports) and the service's own time (routing, store writes, scheduling). Operators read it from /metrics
 // (tierline_step_own_seconds, tierline_step_upstream_seconds); the end-to-end benchmark reads the per-ticket sums.
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { AppError } from '../core/errors.ts';
 import type { Job } from '../core/ports.ts';
 import type { Registry } from './metrics.ts';
 
@@ -11,8 +12,12 @@ type StepContext = { active: number; since: number; upstreamMs: number };
 export type TicketTiming = { steps: number; ownMs: number; upstreamMs: number; pickupMs: number; intakeMs: number };
 
 export type StepTiming = {
-  /** Wraps a port so that time inside its calls counts as upstream time of the step that made them. */
-  upstream<T extends object>(port: T): T;
+  /**
+   * Wraps a port so that time inside its calls counts as upstream time of the step that made them, and every call
+   * that fails counts in tierline_upstream_errors_total (rate-limited ones also in tierline_rate_limit_waits_total),
+   * labelled with the connector.
+   */
+  upstream<T extends object>(port: T, connector: string): T;
   /** Times the durable intake of webhook events (the part of the webhook answer that is the service's own work). */
   intake<R>(ticketKeys: string[], run: () => Promise<R>): Promise<R>;
   /** For PipelineDeps.observeStep. */
@@ -64,24 +69,41 @@ export function createStepTiming(metrics: Registry): StepTiming {
       }
     },
 
-    upstream<T extends object>(port: T): T {
+    upstream<T extends object>(port: T, connector: string): T {
+      const failed = (err: unknown) => {
+        const code = err instanceof AppError ? err.code : 'upstream';
+        metrics.inc('tierline_upstream_errors_total', { connector, code });
+        if (code === 'rate_limited') metrics.inc('tierline_rate_limit_waits_total', { connector });
+      };
       return new Proxy(port, {
         get(target, prop, receiver) {
           const v = Reflect.get(target, prop, receiver) as unknown;
           if (typeof v !== 'function') return v;
           return (...args: unknown[]) => {
             const ctx = als.getStore();
-            if (!ctx) return (v as (...a: unknown[]) => unknown).apply(target, args);
-            enter(ctx);
+            if (ctx) enter(ctx);
             let out: unknown;
             try {
               out = (v as (...a: unknown[]) => unknown).apply(target, args);
             } catch (err) {
-              leave(ctx);
+              if (ctx) leave(ctx);
+              failed(err);
               throw err;
             }
-            if (out instanceof Promise) return out.finally(() => leave(ctx));
-            leave(ctx);
+            if (out instanceof Promise) {
+              return out.then(
+                (x) => {
+                  if (ctx) leave(ctx);
+                  return x;
+                },
+                (err: unknown) => {
+                  if (ctx) leave(ctx);
+                  failed(err);
+                  throw err;
+                },
+              );
+            }
+            if (ctx) leave(ctx);
             return out;
           };
         },
