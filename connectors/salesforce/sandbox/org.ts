@@ -253,6 +253,11 @@ export function createOrg(opts: { orgId: string; now: () => number; deployed: bo
 
   type Change = { object: string; type: 'CREATE' | 'UPDATE' | 'DELETE'; record: SfRecord; changed: string[] };
   let buffered: Change[] | null = null;
+  let journal: Map<string, { object: string; before: SfRecord | null }> | null = null;
+  /** Called before a write changes a record, so a rolled-back transaction can put it back. */
+  function remember(object: string, id: string, current: SfRecord | null) {
+    if (journal && !journal.has(id)) journal.set(id, { object, before: current ? structuredClone(current) : null });
+  }
   function emit(object: string, type: Change['type'], record: SfRecord, changed: string[]) {
     const e = { object, type, record: structuredClone(record), changed };
     if (buffered) buffered.push(e);
@@ -264,14 +269,19 @@ export function createOrg(opts: { orgId: string; now: () => number; deployed: bo
    * state before and no change event is published, as a rolled-back Salesforce transaction.
    */
   function transaction<T>(fn: () => T, keep: (result: T) => boolean): T {
-    const before = new Map([...records].map(([k, t]) => [k, new Map([...t].map(([id, r]) => [id, structuredClone(r)]))]));
-    const idsBefore = new Map(idIndex);
+    // An undo log of the records this transaction touches (null: created by it), not a copy of the whole org: a
+    // long-running sandbox holds many thousands of records and each write-back call is a transaction.
+    const undo = new Map<string, { object: string; before: SfRecord | null }>();
+    journal = undo;
     const numbers = { caseNumber, autoNumber };
     const restore = () => {
-      records.clear();
-      for (const [k, t] of before) records.set(k, t);
-      idIndex.clear();
-      for (const [k, v] of idsBefore) idIndex.set(k, v);
+      for (const [id, { object, before }] of undo) {
+        if (before) table(object).set(id, before);
+        else {
+          table(object).delete(id);
+          idIndex.delete(id);
+        }
+      }
       caseNumber = numbers.caseNumber;
       autoNumber = numbers.autoNumber;
     };
@@ -282,9 +292,11 @@ export function createOrg(opts: { orgId: string; now: () => number; deployed: bo
     } catch (err) {
       // A request-level error (400 INVALID_FIELD) means nothing of the request was applied.
       buffered = null;
+      journal = null;
       restore();
       throw err;
     }
+    journal = null;
     const events = buffered;
     buffered = null;
     if (!keep(result)) {
@@ -311,6 +323,7 @@ export function createOrg(opts: { orgId: string; now: () => number; deployed: bo
     }
     if (object === 'Contact') rec.Name = [rec.FirstName, rec.LastName].filter(Boolean).join(' ');
     if (d.fields.get('Name')?.kind === 'autonumber') rec.Name = `RE-${String(++autoNumber).padStart(6, '0')}`;
+    remember(object, id, null);
     table(object).set(id, rec);
     idIndex.set(id, object);
     emit(object, 'CREATE', rec, Object.keys(p.values));
@@ -324,6 +337,7 @@ export function createOrg(opts: { orgId: string; now: () => number; deployed: bo
     const p = prepare(object, { ...fields, Id: found.record.Id }, 'update');
     if (!p.ok) return { id: found.record.Id, success: false, errors: [p.error] };
     const changed = Object.keys(p.values).filter((k) => found.record[k] !== p.values[k]);
+    remember(object, found.record.Id, found.record);
     Object.assign(found.record, p.values);
     if (object === 'Contact') found.record.Name = [found.record.FirstName, found.record.LastName].filter(Boolean).join(' ');
     found.record.LastModifiedDate = found.record.SystemModstamp = iso();
@@ -353,6 +367,7 @@ export function createOrg(opts: { orgId: string; now: () => number; deployed: bo
     const found = get(id);
     if (!found || found.object !== object) return { id, success: false, errors: [{ statusCode: 'INVALID_CROSS_REFERENCE_KEY', message: 'invalid cross reference id', fields: [] }] };
     if (found.record.IsDeleted) return { id: found.record.Id, success: false, errors: [{ statusCode: 'ENTITY_IS_DELETED', message: 'entity is deleted', fields: [] }] };
+    remember(object, found.record.Id, found.record);
     found.record.IsDeleted = true;
     emit(object, 'DELETE', found.record, []);
     return { id: found.record.Id, success: true, errors: [] };

@@ -79,6 +79,17 @@ describe('Salesforce sandbox', () => {
     const rolled = (await conn.sobject('Case').update([{ Id: ok, Subject: 'z' }, { Id: c.id, Subject: 'x' }] as never, { allOrNone: true })) as unknown as { success: boolean; errors: { statusCode: string }[] }[];
     expect(rolled[0]!.errors[0]!.statusCode).toBe('ALL_OR_NONE_OPERATION_ROLLED_BACK');
     expect(sb.case(ok)!.Subject).toBe('y');
+
+    // A create rolled back leaves no record behind, and the next create works as before.
+    const before = (await conn.sobject('Case').update([{ Id: ok, Subject: 'kept' }] as never, { allOrNone: true })) as unknown as { success: boolean }[];
+    expect(before[0]!.success).toBe(true);
+    const created = (await conn.request({ method: 'POST', url: `/services/data/v62.0/composite/sobjects`, body: JSON.stringify({ allOrNone: true, records: [{ attributes: { type: 'Account' }, Name: 'Rolled back' }, { attributes: { type: 'Account' }, Name: 'Bad', No_Such_Field__c: 1 }] }), headers: { 'content-type': 'application/json' } }).catch((e: unknown) => e)) as { id?: string; success: boolean }[] | { errorCode: string };
+    if (Array.isArray(created)) {
+      expect(created.every((r) => !r.success)).toBe(true);
+      expect(sb.accounts().some((a) => a.Name === 'Rolled back')).toBe(false);
+    } else expect(created.errorCode).toBe('INVALID_FIELD');
+    expect(sb.accounts().some((a) => a.Name === 'Rolled back')).toBe(false);
+    expect(sb.case(ok)!.Subject).toBe('kept');
   });
 
   it('refuses more than 200 records per Collections call', async () => {
