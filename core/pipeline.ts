@@ -68,6 +68,11 @@ export type PipelineDeps = {
    * upstream calls). Must call run() exactly once and return its result.
    */
   observeStep?: (job: Job, run: () => Promise<void>) => Promise<void>;
+  /**
+   * A number in [0, 1) for retry jitter, so instances retrying the same upstream do not retry in step. Injected like
+   * the clock to keep the core deterministic under test; the server passes Math.random.
+   */
+  random?: () => number;
 };
 
 /** History kinds that reps see on the CRM record. SLA reminders stay in Tierline's own history. */
@@ -81,6 +86,8 @@ export function createPipeline(deps: PipelineDeps) {
   const { store, clock, messenger } = deps;
   const log = deps.logger;
   const metrics = deps.metrics ?? NO_METRICS;
+  // Without a source of randomness, no jitter: the middle of the range.
+  const random = deps.random ?? (() => 0.5);
   const opt: PipelineOptions = { ...DEFAULTS, ...deps.options };
   let cached: { version: number; router: Router } | null = null;
 
@@ -776,7 +783,7 @@ export function createPipeline(deps: PipelineDeps) {
       if (retryable) {
         const backoff = Math.min(opt.backoffMaxMs, opt.backoffBaseMs * 2 ** (attempts - 1));
         const hinted = err instanceof AppError && err.retryAfterMs !== undefined ? err.retryAfterMs : 0;
-        retryAt = now + Math.max(backoff * (0.75 + Math.random() * 0.5), hinted);
+        retryAt = now + Math.max(backoff * (0.75 + random() * 0.5), hinted);
       }
       const msg = errorMessage(err);
       await store.failJob(j.id, msg, retryAt);

@@ -304,6 +304,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
     messenger: timing.upstream(messenger, 'telegram'),
     wake: () => worker?.wake(),
     observeStep: timing.observeStep,
+    random: Math.random,
     options: opts.pipeline,
   });
 
