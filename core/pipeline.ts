@@ -629,8 +629,9 @@ export function createPipeline(deps: PipelineDeps) {
   /** Tries to place tickets waiting in these queues (oldest first), after capacity frees up or an agent returns. */
   async function assignWaiting(queueIds: string[]): Promise<number> {
     let placed = 0;
-    const open = (await Promise.all([...new Set(queueIds)].map((queueId) => store.tickets({ open: true, queueId })))).flat();
-    const waiting = open.filter((t) => t.status === 'waiting' && t.queueId && queueIds.includes(t.queueId)).sort((a, b) => (a.enqueuedAt ?? 0) - (b.enqueuedAt ?? 0));
+    // Only the tickets on hold: this runs on every resolution, and the queue's open tickets can be many thousands.
+    const held = (await Promise.all([...new Set(queueIds)].map((queueId) => store.tickets({ open: true, queueId, status: 'waiting' })))).flat();
+    const waiting = held.sort((a, b) => (a.enqueuedAt ?? 0) - (b.enqueuedAt ?? 0));
     // Queues where nobody can take any ticket right now (every agent at capacity, away or offline): trying the rest
     // of their waiting tickets would only take the routing lock once per ticket, for every freed slot.
     const full = new Set<string>();
@@ -690,7 +691,7 @@ export function createPipeline(deps: PipelineDeps) {
   }
 
   async function reassignUnanswered(agentId: string, why: string): Promise<number> {
-    const mine = (await store.tickets({ open: true, agentId })).filter((t) => t.status === 'assigned' && !t.firstResponseAt);
+    const mine = (await store.tickets({ open: true, agentId, status: 'assigned' })).filter((t) => !t.firstResponseAt);
     let n = 0;
     for (const t of mine) if (await reassign(t.key, [agentId], why)) n++;
     return n;

@@ -284,7 +284,8 @@ export interface Store {
 
   getTicket(key: string): Promise<TicketRecord | null>;
   findTicketByTopic(groupId: string, topicId: number): Promise<TicketRecord | null>;
-  tickets(filter?: { open?: boolean; agentId?: string; queueId?: string }): Promise<TicketRecord[]>;
+  /** Filtered by the store before anything is copied: callers on hot paths ask for exactly what they need. */
+  tickets(filter?: { open?: boolean; agentId?: string; queueId?: string; status?: TicketStatus }): Promise<TicketRecord[]>;
   /**
    * Open tickets per Telegram group (the topic's group, else the group chosen for it), for spreading new topics over
    * a queue's groups. Counted by the store: it runs under the routing lock for every new topic.

@@ -884,9 +884,10 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
         if (filter.open !== undefined && isOpen(t) !== filter.open) continue;
         if (filter.agentId && t.agentId !== filter.agentId) continue;
         if (filter.queueId && t.queueId !== filter.queueId) continue;
+        if (filter.status && t.status !== filter.status) continue;
         out.push({ ord: metas.get(t.key)!.ord, t: clone(t) });
       }
-      if (filter.open !== true) {
+      if (filter.open !== true && (!filter.status || filter.status === 'resolved' || filter.status === 'failed')) {
         // Closed tickets moved to the dated files are closed by construction.
         const want: { key: string; loc: Loc }[] = [];
         for (const [key, m] of metas) {
@@ -895,7 +896,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
           if (filter.queueId && m.queueId !== filter.queueId) continue;
           want.push({ key, loc: m.loc });
         }
-        if (want.length) for (const [key, t] of await readClosedTickets(want)) if (!live.has(key)) out.push({ ord: metas.get(key)!.ord, t });
+        if (want.length) for (const [key, t] of await readClosedTickets(want)) if (!live.has(key) && (!filter.status || t.status === filter.status)) out.push({ ord: metas.get(key)!.ord, t });
       }
       return out.sort((a, b) => a.ord - b.ord).map((x) => x.t);
     },

@@ -135,6 +135,7 @@ export function createMemoryStore(opts: { clock?: Clock } = {}): Store {
         if (filter.open !== undefined && open(t) !== filter.open) continue;
         if (filter.agentId && t.agentId !== filter.agentId) continue;
         if (filter.queueId && t.queueId !== filter.queueId) continue;
+        if (filter.status && t.status !== filter.status) continue;
         out.push(clone(t));
       }
       return out;

@@ -50,6 +50,7 @@ function memoryStoreOver(s: MemoryState): Store {
         if (filter.open !== undefined && open(t) !== filter.open) continue;
         if (filter.agentId && t.agentId !== filter.agentId) continue;
         if (filter.queueId && t.queueId !== filter.queueId) continue;
+        if (filter.status && t.status !== filter.status) continue;
         out.push(clone(t));
       }
       return out;

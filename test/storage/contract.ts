@@ -142,6 +142,10 @@ export function runStoreContract(name: string, open: OpenStore): void {
         expect(keys(await store.tickets({ open: true, agentId: 'alice' }))).toEqual(['hubspot:42:2']);
         expect(keys(await store.tickets({ open: true, queueId: 'vip' }))).toEqual(['hubspot:42:2', 'hubspot:42:3']);
         expect(keys(await store.tickets({ queueId: 'general' }))).toEqual(['hubspot:42:1', 'salesforce:00D1:5']);
+        expect(keys(await store.tickets({ open: true, queueId: 'general', status: 'waiting' }))).toEqual(['hubspot:42:1']);
+        expect(keys(await store.tickets({ status: 'assigned' }))).toEqual(['hubspot:42:2']);
+        expect(keys(await store.tickets({ status: 'resolved' }))).toEqual(['hubspot:42:4']);
+        expect(await store.tickets({ open: true, status: 'resolved' })).toEqual([]);
       });
 
       it('counts open tickets per Telegram group (the topic\'s, else the one chosen for it), as a scan would', async () => {

@@ -336,6 +336,7 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
       if (filter.open !== undefined) where.push(filter.open ? 'open' : 'NOT open');
       if (filter.agentId) where.push(`agent_id = $${params.push(filter.agentId)}`);
       if (filter.queueId) where.push(`queue_id = $${params.push(filter.queueId)}`);
+      if (filter.status) where.push(`doc->>'status' = $${params.push(filter.status)}`);
       const r = await q<{ doc: TicketRecord }>('listing tickets', `SELECT doc FROM tickets ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY n`, params, true);
       return r.rows.map((x) => x.doc);
     },
