@@ -629,14 +629,15 @@ export function createPipeline(deps: PipelineDeps) {
   /** Tries to place tickets waiting in these queues (oldest first), after capacity frees up or an agent returns. */
   async function assignWaiting(queueIds: string[]): Promise<number> {
     let placed = 0;
-    // Only the tickets on hold: this runs on every resolution, and the queue's open tickets can be many thousands.
-    const held = (await Promise.all([...new Set(queueIds)].map((queueId) => store.tickets({ open: true, queueId, status: 'waiting' })))).flat();
-    const waiting = held.sort((a, b) => (a.enqueuedAt ?? 0) - (b.enqueuedAt ?? 0));
+    // The held tickets come from the counters' waiting lists (ticket key and waiting since, per queue), not from the
+    // tickets themselves: this runs on every resolution, and under a backlog a queue can hold many thousands.
+    const lists = (await store.counters()).waiting;
+    const waiting = [...new Set(queueIds)].flatMap((queueId) => Object.entries(lists[queueId] ?? {}).map(([key, since]) => ({ key, queueId, since }))).sort((a, b) => a.since - b.since);
     // Queues where nobody can take any ticket right now (every agent at capacity, away or offline): trying the rest
     // of their waiting tickets would only take the routing lock once per ticket, for every freed slot.
     const full = new Set<string>();
     for (const w of waiting) {
-      if (full.has(w.queueId!)) continue;
+      if (full.has(w.queueId)) continue;
       const ok = await store.exclusive(async () => {
         const t0 = await store.getTicket(w.key);
         if (!t0 || t0.status !== 'waiting' || !t0.queueId) return false;
