@@ -300,6 +300,16 @@ export function emptyCounters(): Counters {
   return { status: {}, load: {}, rr: {}, rotation: {}, waiting: {} };
 }
 
+/**
+ * A copy of the counters that shares nothing with them. Hand-written for their known shape because it runs for every
+ * routing decision and the waiting lists can hold thousands of tickets; structuredClone was several times slower.
+ */
+export function copyCounters(c: Counters): Counters {
+  const waiting: Counters['waiting'] = {};
+  for (const q in c.waiting) waiting[q] = { ...c.waiting[q] };
+  return { status: { ...c.status }, load: { ...c.load }, rr: { ...c.rr }, rotation: { ...c.rotation }, waiting };
+}
+
 /** The counter changes a decision implies, as store operations. */
 export function effectOps(e: Effects): CounterOp[] {
   const ops: CounterOp[] = [];

@@ -35,7 +35,7 @@ import { promisify } from 'node:util';
 import { Low } from 'lowdb';
 import { z } from 'zod';
 import { AppError } from '../../core/errors.ts';
-import { applyCounterOps, emptyCounters } from '../../core/route.ts';
+import { applyCounterOps, copyCounters, emptyCounters } from '../../core/route.ts';
 import type { RoutingConfig } from '../../core/config.ts';
 import type { Batch, Clock, ConfigVersion, Counters, HistoryEntry, HistoryQuery, Job, Logger, Store, TicketRecord, Timer } from '../../core/ports.ts';
 import { DEDUPE_WINDOW_MS, type MemoryState } from './memory-store.ts';
@@ -902,7 +902,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     },
 
     async counters() {
-      return clone(counters);
+      return copyCounters(counters);
     },
 
     async commit(batch) {

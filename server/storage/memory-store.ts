@@ -1,6 +1,6 @@
 // The Store in memory: the reference semantics every adapter must match (the contract suite runs against it),
 // and the store unit tests use. Values are cloned in and out so callers can never mutate stored state by accident.
-import { applyCounterOps, emptyCounters } from '../../core/route.ts';
+import { applyCounterOps, copyCounters, emptyCounters } from '../../core/route.ts';
 import type { RoutingConfig } from '../../core/config.ts';
 import type { Batch, Clock, ConfigVersion, Counters, HistoryEntry, HistoryQuery, Job, Store, TicketRecord, Timer } from '../../core/ports.ts';
 
@@ -149,7 +149,7 @@ export function createMemoryStore(opts: { clock?: Clock } = {}): Store {
       return out;
     },
     async counters() {
-      return clone(s.counters);
+      return copyCounters(s.counters);
     },
     async commit(batch) {
       const now = clock.now();
