@@ -3,6 +3,9 @@
 //    history entry, counters, next job, SLA timer, completed job) with 1,000 and with 1,000,000 outcomes stored.
 //  - pg.decisionsPerSecond@1 / @3: routing decisions per second (read config and counters, route, commit, all under
 //    the cross-instance decision lock) made by one process, and by three processes on the same database.
+//  - pg.webhooksPerSecond@1 / @3: signed HubSpot webhook deliveries acknowledged per second (each durably stored
+//    before the answer) by one and by three service processes on one database, under closed-loop load spread over
+//    the instances; routing of the new tickets runs meanwhile, as in production.
 //  - pg.history*Ms@1M: one page of history (with its total) at 1,000,000 outcomes, unfiltered and per ticket, agent,
 //    company, tier + day.
 // Run alone with `node test/bench/postgres.ts` (add --json for one JSON line).
@@ -87,6 +90,41 @@ async function persistMedianMs(store: PostgresStore, tpl: ReturnType<typeof temp
   return { median: ms[Math.floor(ms.length / 2)]!, p99: ms[Math.floor(ms.length * 0.99)]! };
 }
 
+/** Webhook deliveries acknowledged per second by `instances` service processes sharing one database. */
+async function webhooksPerSecond(url: string, instances: number, firstEventId: number): Promise<{ perSecond: number; failed: number }> {
+  const { startWorld, spawnService, kill } = await import('../e2e/harness.ts');
+  const { mkdtemp, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { randomBytes } = await import('node:crypto');
+  const { spawn } = await import('node:child_process');
+  const world = await startWorld();
+  const dirs: string[] = [];
+  const procs: Awaited<ReturnType<typeof spawnService>>[] = [];
+  try {
+    const base = { publicUrl: world.lb.url, databaseUrl: url, adminToken: randomBytes(24).toString('hex'), secretsKey: randomBytes(32).toString('base64'), external: world.external };
+    for (let i = 0; i < instances; i++) {
+      const dataDir = await mkdtemp(join(tmpdir(), `tierline-bench-pg-${i}-`));
+      dirs.push(dataDir);
+      procs.push(spawnService(`w${i}`, { ...base, dataDir, instanceId: `w${i}` }, world.lb));
+    }
+    const urls = await Promise.all(procs.map((p) => p.ready));
+    const ticketIds: string[] = [];
+    for (let i = 0; i < 1_500; i++) ticketIds.push((await world.hubspot.createTicket({ subject: `Throughput ${i}`, notify: false })).id);
+    const spec = { urls, publicUrl: world.lb.url, concurrency: 32, seconds: 10, warmupSeconds: 2, eventsPerTicket: 20, secret: world.external.hubspot!.clientSecret, portalId: Number(world.hubspot.portalId), appId: Number(world.hubspot.appId), ticketIds, firstEventId };
+    const child = spawn(process.execPath, [new URL('./throughput-worker.ts', import.meta.url).pathname, JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    await new Promise<void>((ok, fail) => child.on('exit', (code) => (code === 0 ? ok() : fail(new Error(`throughput worker exited with ${code}`)))));
+    const r = JSON.parse(out) as { perSecond: number; failed: number };
+    return { perSecond: r.perSecond, failed: r.failed };
+  } finally {
+    for (const p of procs) await kill(p, 'SIGTERM');
+    await world.close();
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  }
+}
+
 async function decisionsPerSecond(url: string, processes: number, durationMs: number): Promise<{ perSecond: number; violations: number }> {
   const store = await openPostgresStore({ url });
   await store.saveConfig(benchConfig(), { author: 'bench', note: 'bench config: 50 rules, 20 queues, 500 agents', at: Date.now() });
@@ -102,7 +140,7 @@ async function decisionsPerSecond(url: string, processes: number, durationMs: nu
   return { perSecond: Math.round(decisions / secs), violations: results.reduce((n, r) => n + r.violations.length, 0) };
 }
 
-export async function benchPostgres(parts: { persist?: boolean; decisions?: boolean } = {}): Promise<Record<string, number>> {
+export async function benchPostgres(parts: { persist?: boolean; decisions?: boolean; webhooks?: boolean } = {}): Promise<Record<string, number>> {
   if (postgresSkipReason) {
     process.stderr.write(`postgres bench skipped: ${postgresSkipReason}\n`);
     return {};
@@ -147,6 +185,14 @@ export async function benchPostgres(parts: { persist?: boolean; decisions?: bool
       out['pg.decisionsPerSecond@3'] = three.perSecond;
       out['pg.capacityViolations'] = one.violations + three.violations;
     }
+    if (parts.webhooks !== false) {
+      const one = await webhooksPerSecond(await cluster.createDatabase(), 1, 1_000_000);
+      const three = await webhooksPerSecond(await cluster.createDatabase(), 3, 5_000_000);
+      out['pg.webhooksPerSecond@1'] = one.perSecond;
+      out['pg.webhooksPerSecond@3'] = three.perSecond;
+      out['pg.webhooksScaling'] = round(three.perSecond / Math.max(1, one.perSecond));
+      out['pg.webhooksFailed'] = one.failed + three.failed;
+    }
     return out;
   } finally {
     await cluster.stop();
@@ -158,7 +204,8 @@ function round(x: number): number {
 }
 
 if (import.meta.main) {
-  const r = await benchPostgres({ persist: !process.argv.includes('--decisions-only'), decisions: !process.argv.includes('--persist-only') });
+  const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+  const r = await benchPostgres(only ? { persist: only.includes('persist'), decisions: only.includes('decisions'), webhooks: only.includes('webhooks') } : {});
   if (process.argv.includes('--json')) process.stdout.write(JSON.stringify(r) + '\n');
   else for (const [k, v] of Object.entries(r)) process.stdout.write(`${k.padEnd(26)} ${v}\n`);
 }
