@@ -256,6 +256,9 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
   const doneJobs = new Map<string, number>();
   const inbound = new Map<string, number>();
   const timers = new Map<string, Timer>();
+  /** The earliest deadline among the timers, or null when unknown (a timer at or before it went away). */
+  let earliestTimer: number | null = null;
+  const openGroups = new Map<string, string>();
   let counters: Counters = emptyCounters();
   const kv = new Map<string, Map<string, unknown>>();
   const index = new HistoryIndex();
@@ -325,12 +328,20 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     noteTicket(t, loc);
   }
 
+  /** Open tickets' Telegram groups (the topic's, else the one chosen), kept as tickets change: counted per new topic. */
+  function trackOpen(t: TicketRecord): void {
+    const g = t.topic?.groupId ?? t.topicGroupId;
+    if (isOpen(t) && g) openGroups.set(t.key, g);
+    else openGroups.delete(t.key);
+  }
+
   function applyRecord(r: WalRecord): void {
     switch (r.op) {
       case 'commit': {
         const b = r.b;
         for (const t of b.tickets ?? []) {
           live.set(t.key, t);
+          trackOpen(t);
           noteTicket(t, null);
         }
         for (const id of b.completeJobs ?? []) {
@@ -344,8 +355,17 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
           if (done !== undefined && done >= r.now - DEDUPE_WINDOW_MS) continue;
           jobs.set(j.id, j);
         }
-        for (const id of b.cancelTimers ?? []) timers.delete(id);
-        for (const t of b.timers ?? []) timers.set(t.id, t);
+        for (const id of b.cancelTimers ?? []) {
+          const t = timers.get(id);
+          if (t && earliestTimer !== null && t.at <= earliestTimer) earliestTimer = null;
+          timers.delete(id);
+        }
+        for (const t of b.timers ?? []) {
+          const old = timers.get(t.id);
+          if (old && earliestTimer !== null && old.at <= earliestTimer) earliestTimer = null;
+          timers.set(t.id, t);
+          if (earliestTimer !== null) earliestTimer = Math.min(earliestTimer, t.at);
+        }
         for (const h of b.history ?? []) index.add(h, null);
         if (b.counters?.length) applyCounterOps(counters, b.counters);
         return;
@@ -438,10 +458,12 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     configs.push(...f.configs);
     for (const t of f.tickets) {
       live.set(t.key, t);
+      trackOpen(t);
       noteTicket(t, null);
     }
     for (const j of f.jobs) jobs.set(j.id, { ...j, leaseUntil: 0 });
     for (const t of f.timers) timers.set(t.id, t);
+    earliestTimer = null;
     counters = f.counters;
     for (const r of f.kv) applyRecord({ n: 0, op: 'kvput', ns: r.ns, key: r.key, value: r.value });
     for (const [k, at] of f.inbound ?? []) inbound.set(k, Math.max(at, inbound.get(k) ?? -Infinity));
@@ -869,12 +891,8 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     },
 
     async openTicketsPerGroup() {
-      // Closed tickets in the dated files are closed by construction: only the live ones can count.
       const out: Record<string, number> = {};
-      for (const t of live.values()) {
-        const g = t.topic?.groupId ?? t.topicGroupId;
-        if (isOpen(t) && g) out[g] = (out[g] ?? 0) + 1;
-      }
+      for (const g of openGroups.values()) out[g] = (out[g] ?? 0) + 1;
       return out;
     },
 
@@ -970,8 +988,16 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     },
 
     async dueTimers(now, limit) {
+      // Most polls find nothing due (SLA and overflow timers lie minutes ahead): the earliest deadline, kept as
+      // timers come and go, answers them without walking every open ticket's timers.
+      if (earliestTimer !== null && earliestTimer > now) return [];
       const due: Timer[] = [];
-      for (const t of timers.values()) if (t.at <= now) due.push(t);
+      let earliest = Infinity;
+      for (const t of timers.values()) {
+        if (t.at <= now) due.push(t);
+        if (t.at < earliest) earliest = t.at;
+      }
+      earliestTimer = earliest;
       return clone(due.sort((a, b) => a.at - b.at).slice(0, Math.max(0, limit)));
     },
 

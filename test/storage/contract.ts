@@ -355,6 +355,17 @@ export function runStoreContract(name: string, open: OpenStore): void {
         expect(await store.dueTimers(T0 + HOUR, 10)).toEqual([timer('sla_breach:t1', T0 + HOUR)]);
       });
 
+      it('sees a timer armed earlier than every one it saw before, and a re-armed earliest timer move later', async () => {
+        await store.commit({ timers: [timer('sla_breach:t1', T0 + HOUR), timer('sla_breach:t2', T0 + 2 * HOUR)] });
+        expect(await store.dueTimers(T0, 10)).toEqual([]);
+        await store.commit({ timers: [timer('sla_reminder:t3', T0 + 1000, { kind: 'sla_reminder' })] });
+        expect((await store.dueTimers(T0 + 1000, 10)).map((t) => t.id)).toEqual(['sla_reminder:t3']);
+        await store.commit({ cancelTimers: ['sla_reminder:t3'], timers: [timer('sla_breach:t1', T0 + 3 * HOUR)] });
+        expect(await store.dueTimers(T0 + HOUR, 10)).toEqual([]);
+        expect((await store.dueTimers(T0 + 2 * HOUR, 10)).map((t) => t.id)).toEqual(['sla_breach:t2']);
+        expect((await store.dueTimers(T0 + 3 * HOUR, 10)).map((t) => t.id)).toEqual(['sla_breach:t2', 'sla_breach:t1']);
+      });
+
       it('keeps agent timers (offline grace) with their agent', async () => {
         const t = { id: 'offline_grace:bruno', kind: 'offline_grace' as const, at: T0 + 300_000, agentId: 'bruno' };
         await store.commit({ timers: [t] });
