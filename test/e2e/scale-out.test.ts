@@ -5,7 +5,7 @@
 // restarted. Afterwards every ticket has exactly one topic and one write-back per history entry, no agent was ever
 // above capacity (replayed from the history in commit order), and round-robin turns are within one of fair.
 //
-// npm test runs 600 tickets; `npm run soak` (TIERLINE_SCALE_TICKETS=3000) runs the full 3,000.
+// npm test runs 600 tickets; `npm run test:scale` runs the full 3,000 (TIERLINE_SCALE_TICKETS sets any number).
 import pg from 'pg';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
