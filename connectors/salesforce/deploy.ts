@@ -72,7 +72,8 @@ async function usernameOf(conn: Connection, idUrl: string | null): Promise<strin
 }
 
 /** Logs in with whatever the environment offers; returns the connection and who it is. */
-export async function login(a: Args, env: Env): Promise<{ conn: Connection; username: string | null; how: string }> {
+/** close: releases what the login holds (the store behind an --org install); call it after the deploy, not before. */
+export async function login(a: Args, env: Env): Promise<{ conn: Connection; username: string | null; how: string; close?: () => Promise<void> }> {
   if (env.SALESFORCE_INSTANCE_URL && env.SALESFORCE_ACCESS_TOKEN) {
     const conn = connection({ instanceUrl: env.SALESFORCE_INSTANCE_URL.replace(/\/+$/, ''), accessToken: env.SALESFORCE_ACCESS_TOKEN });
     return { conn, username: await usernameOf(conn, null), how: 'the session in SALESFORCE_ACCESS_TOKEN' };
@@ -91,11 +92,21 @@ export async function login(a: Args, env: Env): Promise<{ conn: Connection; user
     const keyFile = join(dataDir, 'secrets-key');
     const secretsKey = env.SECRETS_KEY || (existsSync(keyFile) ? readFileSync(keyFile, 'utf8').trim() : '');
     if (!secretsKey) throw new UsageError(`--org needs SECRETS_KEY (or ${keyFile}) to open the stored install`);
-    // The lowdb store is the service's default; loaded by path so this command has no compile-time tie to it.
-    const storeModule = pathToFileURL(resolve(import.meta.dirname, '../../server/storage/lowdb-store.ts')).href;
-    const { openLowdbStore } = (await import(storeModule)) as { openLowdbStore: (o: { dir: string; clock: { now(): number }; logger: unknown }) => Promise<Store> };
+    if (!env.SALESFORCE_CLIENT_ID || !env.SALESFORCE_CLIENT_SECRET) throw new UsageError('--org needs SALESFORCE_CLIENT_ID and SALESFORCE_CLIENT_SECRET (the connected app the org was installed with) to refresh the stored session; use the same values as the service');
+    // The service's store: PostgreSQL when DATABASE_URL is set (the service may keep running), else the lowdb data
+    // directory (stop the service first: one process owns it). Loaded by path so this command has no compile-time
+    // tie to the server. The store stays open until the deploy ends, so a token refreshed meanwhile is saved.
     const silent = { debug() {}, info() {}, warn() {}, error() {}, child: () => silent };
-    const store = await openLowdbStore({ dir: dataDir, clock: { now: () => Date.now() }, logger: silent });
+    const clock = { now: () => Date.now() };
+    const serverModule = (f: string) => pathToFileURL(resolve(import.meta.dirname, '../../server/storage', f)).href;
+    let store: Store;
+    if (env.DATABASE_URL) {
+      const { openPostgresStore } = (await import(serverModule('postgres/postgres-store.ts'))) as { openPostgresStore: (o: { url: string; clock: { now(): number }; logger: unknown; instanceId: string; migrate: boolean }) => Promise<Store> };
+      store = await openPostgresStore({ url: env.DATABASE_URL, clock, logger: silent, instanceId: 'salesforce-deploy', migrate: false });
+    } else {
+      const { openLowdbStore } = (await import(serverModule('lowdb-store.ts'))) as { openLowdbStore: (o: { dir: string; clock: { now(): number }; logger: unknown }) => Promise<Store> };
+      store = await openLowdbStore({ dir: dataDir, clock, logger: silent });
+    }
     try {
       const clients = createClients({
         env: { clientId: env.SALESFORCE_CLIENT_ID, clientSecret: env.SALESFORCE_CLIENT_SECRET, loginUrl, orgIds: [a.org], publicUrl: env.PUBLIC_URL || 'http://localhost' },
@@ -103,16 +114,17 @@ export async function login(a: Args, env: Env): Promise<{ conn: Connection; user
         store,
         secrets: createSecretBox(secretsKey),
         logger: silent,
-        clock: { now: () => Date.now() },
+        clock,
         tuning: DEFAULT_TUNING,
         privateKey: () => null,
       });
       const s = await clients.session(to18(a.org));
       await s.run('read', 'check the connection', (conn) => conn.request(`/services/data/v${API_VERSION}/limits`));
       const inst = await clients.loadInstall(to18(a.org));
-      return { conn: s.conn, username: inst?.username ?? null, how: `the install Tierline stored for org ${to18(a.org)}` };
-    } finally {
+      return { conn: s.conn, username: inst?.username ?? null, how: `the install Tierline stored for org ${to18(a.org)}`, close: () => store.close() };
+    } catch (err) {
       await store.close();
+      throw err;
     }
   }
   throw new UsageError('no Salesforce login: set SALESFORCE_INSTANCE_URL + SALESFORCE_ACCESS_TOKEN, or SALESFORCE_CLIENT_ID + SALESFORCE_USERNAME + SALESFORCE_PRIVATE_KEY_FILE, or pass --org for an org connected through Tierline');
@@ -139,10 +151,15 @@ export async function main(argv: string[], env: Env, out: (s: string) => void): 
       return 0;
     }
     const who = await login(a, env);
-    const integrationUser = a.integrationUser ?? who.username;
-    if (!integrationUser) throw new UsageError('could not tell which user this login is; pass --integration-user <username>');
-    if (!a.json) out(`${a.checkOnly ? 'Validating' : 'Deploying'} Tierline metadata to ${who.conn.instanceUrl} using ${who.how}; outbound messages go to ${publicUrl}/webhooks/salesforce as ${integrationUser}...`);
-    const r: DeployOutcome = await deployForceApp(who.conn, { publicUrl, integrationUser, checkOnly: a.checkOnly });
+    let r: DeployOutcome;
+    try {
+      const integrationUser = a.integrationUser ?? who.username;
+      if (!integrationUser) throw new UsageError('could not tell which user this login is; pass --integration-user <username>');
+      if (!a.json) out(`${a.checkOnly ? 'Validating' : 'Deploying'} Tierline metadata to ${who.conn.instanceUrl} using ${who.how}; outbound messages go to ${publicUrl}/webhooks/salesforce as ${integrationUser}...`);
+      r = await deployForceApp(who.conn, { publicUrl, integrationUser, checkOnly: a.checkOnly });
+    } finally {
+      await who.close?.();
+    }
     if (a.json) out(JSON.stringify(r));
     else if (r.success) {
       out(`${a.checkOnly ? 'Validated' : 'Deployed'}: ${r.componentsDeployed || r.componentsTotal} of ${r.componentsTotal} components (deploy ${r.id}).`);

@@ -14,8 +14,12 @@ import { deployForceApp, readForceApp, toMetadataPackage, zipPackage } from '../
 import { CONNECTOR_DIR, renderForceApp } from '../../../connectors/salesforce/metadata-source.ts';
 import { CUSTOM_FIELDS } from '../../../connectors/salesforce/schema.ts';
 import { readZip } from '../../../connectors/salesforce/zip.ts';
-import { SANDBOX_USERNAME } from '../../../connectors/salesforce/sandbox/index.ts';
-import { startHarness, type Harness } from './harness.ts';
+import { SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_USERNAME } from '../../../connectors/salesforce/sandbox/index.ts';
+import { createSalesforceConnector } from '../../../connectors/salesforce/index.ts';
+import { createSecretBox } from '../../../connectors/shared/secrets.ts';
+import { silentLogger } from '../../../server/logger.ts';
+import { openLowdbStore } from '../../../server/storage/lowdb-store.ts';
+import { SECRETS_KEY, startHarness, type Harness } from './harness.ts';
 
 const sf = manifest.connectors.salesforce;
 const source = readForceApp();
@@ -195,6 +199,35 @@ describe('Deploying force-app through jsforce', () => {
     expect(lines.join('\n')).toMatch(/Deployed: \d+ of \d+ components/);
     expect(h.sb.metadataDeployed()).toBe(true);
     expect(lines.join('\n')).not.toContain(h.sb.accessToken);
+  });
+
+  it('deploys with --org through the install Tierline stored (lowdb data directory), after the service stopped', async () => {
+    h = await startHarness({ sandbox: { deployed: false }, start: false });
+    const dir = mkdtempSync(join(tmpdir(), 'tierline-deploy-org-'));
+    try {
+      // What the service leaves in DATA_DIR once an admin connected the org: the sealed install.
+      const store = await openLowdbStore({ dir, clock: { now: () => Date.now() }, logger: silentLogger });
+      const connector = await createSalesforceConnector({ env: { loginUrl: h.sb.url, orgIds: [h.sb.orgId], publicUrl: h.publicUrl }, mode: 'sandbox', store, secrets: createSecretBox(SECRETS_KEY), logger: silentLogger, clock: { now: () => Date.now() }, intake: { accept: async () => ({ accepted: 0, duplicates: 0 }) }, cdcRetryMs: 20 });
+      await connector.start();
+      await connector.stop();
+      await store.close();
+
+      const lines: string[] = [];
+      const env = { DATA_DIR: dir, SECRETS_KEY, PUBLIC_URL: 'https://tierline.example.com', SALESFORCE_LOGIN_URL: h.sb.url };
+      // Without the connected app the stored session cannot be refreshed: said before anything is tried.
+      expect(await deployCli(['--org', h.sb.orgId], env, (x) => lines.push(x))).toBe(2);
+      expect(lines.pop()).toMatch(/--org needs SALESFORCE_CLIENT_ID and SALESFORCE_CLIENT_SECRET/);
+      const code = await deployCli(['--org', h.sb.orgId], { ...env, SALESFORCE_CLIENT_ID: SANDBOX_CLIENT_ID, SALESFORCE_CLIENT_SECRET: SANDBOX_CLIENT_SECRET }, (x) => lines.push(x));
+      expect(lines.join('\n')).not.toMatch(/failed/);
+      expect(code).toBe(0);
+      expect(lines[0]).toContain(`the install Tierline stored for org ${h.sb.orgId}`);
+      expect(h.sb.metadataDeployed()).toBe(true);
+      expect(lines.join('\n')).not.toContain(SECRETS_KEY);
+      // The store was closed after the deploy: the data directory opens again.
+      await (await openLowdbStore({ dir, clock: { now: () => Date.now() }, logger: silentLogger })).close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('explains what is missing instead of deploying half-configured', async () => {
