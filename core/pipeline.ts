@@ -355,7 +355,7 @@ export function createPipeline(deps: PipelineDeps) {
       t = (await store.getTicket(j.ticketKey))!;
     }
     const title = topicTitle(t.segment?.tier ?? null, t.companyName ?? t.customerName, t.subject);
-    const topic = await messenger.createTopic({ ticketKey: t.key, groupId: t.topicGroupId!, title, tier: t.segment?.tier ?? null, randomId: t.topicRandomId! });
+    const topic = await messenger.createTopic({ ticketKey: t.key, groupId: t.topicGroupId!, title, tier: t.segment?.tier ?? null, randomId: t.topicRandomId!, priority: priorityOf(t, clock.now()) });
     await withTicket(t.key, (cur, router, now) => {
       cur.topic = topic;
       cur.updatedAt = now;

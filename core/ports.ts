@@ -139,6 +139,8 @@ export type CreateTopicRequest = {
   tier: Tier | null;
   /** Stored before the call; the same id on a retry lets the messenger return the topic it already made. */
   randomId: string;
+  /** Under throttling, higher first: tier, then a nearer SLA deadline (the same scale as posts). */
+  priority?: number;
 };
 
 export type PostRequest = {

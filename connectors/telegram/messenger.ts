@@ -118,7 +118,7 @@ export function createMessenger(getCtx: () => Ctx, linker: () => Linker): Messen
     return hits;
   }
 
-  async function createTopic(req: CreateTopicRequest & { priority?: number }): Promise<TopicRef> {
+  async function createTopic(req: CreateTopicRequest): Promise<TopicRef> {
     const ctx = getCtx();
     const randomId = randomIdOf(req.randomId);
     return once(`topic:${randomId}`, async () => {

@@ -60,7 +60,7 @@ export function fakeCrm() {
 }
 
 export function fakeTelegram() {
-  const topics: { groupId: string; topicId: number; title: string; randomId: string; deleted: boolean }[] = [];
+  const topics: { groupId: string; topicId: number; title: string; randomId: string; deleted: boolean; priority: number | undefined }[] = [];
   const posts: (PostRequest & { messageId: number })[] = [];
   const closed: TopicRef[] = [];
   let nextId = 100;
@@ -69,7 +69,7 @@ export function fakeTelegram() {
     async createTopic(req: CreateTopicRequest) {
       let t = topics.find((x) => x.randomId === req.randomId && !x.deleted);
       if (!t) {
-        t = { groupId: req.groupId, topicId: nextId++, title: req.title, randomId: req.randomId, deleted: false };
+        t = { groupId: req.groupId, topicId: nextId++, title: req.title, randomId: req.randomId, deleted: false, priority: req.priority };
         topics.push(t);
       }
       const ref = { groupId: t.groupId, topicId: t.topicId, link: `https://t.me/c/1/${t.topicId}` };

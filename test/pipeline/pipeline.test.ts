@@ -155,6 +155,20 @@ describe('pipeline: later events', () => {
     expect(h.tg.posts.at(-1)!.mention).toMatchObject({ name: 'Ann' });
   });
 
+  it('asks for topics with the priority Telegram pacing uses: higher tiers first, then the nearer SLA deadline', async () => {
+    // Billing answers within 10 minutes here; general within 2 hours.
+    const h = await harness({ ...CONFIG, queues: CONFIG.queues.map((q) => (q.id === 'billing' ? { ...q, slaFirstResponseSeconds: 600 } : q)) });
+    const ent = h.crm.add('p1', { tier: 'enterprise' });
+    const free = h.crm.add('p2', { tier: 'free', category: 'technical' });
+    const bill = h.crm.add('p3', { tier: 'free', category: 'billing' });
+    await h.pipeline.intake.accept([ev(ent, 'p1', h.clock.now()), ev(free, 'p2', h.clock.now()), ev(bill, 'p3', h.clock.now())]);
+    await h.drain();
+    const prio = (k: string) => h.tg.topics.find((t) => t.title.includes(k))!.priority!;
+    // Enterprise above both free tickets; of the free ones, billing's 10-minute deadline is nearer than general's.
+    expect(prio('Issue p1')).toBeGreaterThan(prio('Issue p3'));
+    expect(prio('Issue p3')).toBeGreaterThan(prio('Issue p2'));
+  });
+
   it('SLA metrics: a breach is counted once, by its timer, not again when the late first reply comes', async () => {
     const { h, topic } = await routed();
     h.clock.advance(16 * 60_000);
