@@ -265,11 +265,12 @@ export function createTelegramIntake(opts: TelegramIntakeOptions): TelegramIntak
 
   async function lookUp(r: CustomerRecord): Promise<void> {
     if (r.lookedUp) return;
-    r.lookedUp = true;
     try {
       const c = await opts.crm();
       if (!c) return;
       const found = await c.port.findCustomer(c.account, { telegramUserId: r.userId });
+      // Only an answer counts: after a failed lookup the next form looks again.
+      r.lookedUp = true;
       if (found) r.known = { crm: c.crm, account: c.account, contactId: found.contactId, companyId: found.companyId, identifier: found.email ? { kind: 'email', value: found.email } : found.phone ? { kind: 'phone', value: found.phone } : null };
     } catch (err) {
       // Not knowing them only means asking for the email.

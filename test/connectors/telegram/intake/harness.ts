@@ -34,11 +34,16 @@ export function fakeIntakeCrm() {
   const writes: (CrmWriteBack & { ref: TicketRef })[] = [];
   const calls: string[] = [];
   let failCreate = 0;
+  let failFind = 0;
   let next = 900;
   const pub = (c: Contact): CrmCustomer => ({ contactId: c.contactId, companyId: c.companyId, name: c.name, email: c.email, phone: c.phone, telegramUserId: c.telegramUserId });
   const intake: CrmIntakePort = {
     async findCustomer(_account, by) {
       calls.push(`find:${JSON.stringify(by)}`);
+      if (failFind > 0) {
+        failFind -= 1;
+        throw new AppError('upstream', 'HubSpot answered 503; try again.');
+      }
       const c = contacts.find((x) => (by.telegramUserId && x.telegramUserId === by.telegramUserId) || (by.email && x.email === by.email) || (by.phone && x.phone === by.phone));
       return c ? pub(c) : null;
     },
@@ -81,7 +86,7 @@ export function fakeIntakeCrm() {
       writes.push({ ...structuredClone(update), ref });
     },
   };
-  return { intake, port, contacts, tickets, writes, calls, failCreate: (n: number) => void (failCreate = n) };
+  return { intake, port, contacts, tickets, writes, calls, failCreate: (n: number) => void (failCreate = n), failFind: (n: number) => void (failFind = n) };
 }
 
 export type IntakeHarness = {

@@ -138,4 +138,19 @@ describe('relay', () => {
     expect(made.telegramUserId).toBe(NORA);
     expect(h.crm.tickets.get(t2.key)).toMatchObject({ contactId: made.contactId });
   });
+
+  it('recognises a customer whose Telegram id is on the CRM contact, and looks again when the CRM failed the first time', async () => {
+    h = await setupIntake();
+    h.crm.contacts.find((c) => c.contactId === 'c-1')!.telegramUserId = BILL;
+    h.crm.failFind(1);
+    // The CRM is down: the form asks who they are.
+    await h.say(BILL, 'hi');
+    expect(h.heard(BILL).join('\n')).toMatch(/e-?mail/i);
+    await h.say(BILL, '/cancel');
+    h.heard(BILL);
+    // Next time the lookup runs again and finds them: no identifier question, the ticket is theirs.
+    const t = await openTicket(BILL, '');
+    expect(h.crm.calls.filter((c) => c === `find:${JSON.stringify({ telegramUserId: BILL })}`)).toHaveLength(2);
+    expect(h.crm.tickets.get(t.key)).toMatchObject({ contactId: 'c-1', companyId: 'co-1' });
+  });
 });
