@@ -111,13 +111,13 @@ export function createTelegramSandbox(opts: TelegramSandboxOptions = {}): Telegr
       if (!g) return [];
       return [...g.topics.values()]
         .sort((a, b) => b.id - a.id)
-        .map((t) => ({ topicId: t.id, title: t.title, iconColor: t.iconColor, closed: t.closed, createdAt: t.createdAt, messageCount: [...g.messages.values()].filter((m) => m.topicId === t.id && !m.action).length }));
+        .map((t) => ({ topicId: t.id, title: t.title, iconColor: t.iconColor, closed: t.closed, createdAt: t.createdAt, messageCount: [...(g.byTopic.get(t.id)?.values() ?? [])].filter((m) => !m.action).length }));
     },
     messages(channelId, topicId, limit = 50) {
       const g = world.groups.get(channelId);
       if (!g) return [];
-      return [...g.messages.values()]
-        .filter((m) => m.topicId === topicId && !m.action)
+      return [...(g.byTopic.get(topicId)?.values() ?? [])]
+        .filter((m) => !m.action)
         .slice(-limit)
         .map(toMessage);
     },

@@ -337,7 +337,10 @@ export function installPrivateChats(world: World) {
     /** An agent deletes their message in a topic. */
     agentDelete(channelId: string, messageId: number): void {
       const g = world.mustGroup(channelId);
-      if (!g.messages.delete(messageId)) throw new Error(`sandbox: no message ${messageId}`);
+      const gone = g.messages.get(messageId);
+      if (!gone) throw new Error(`sandbox: no message ${messageId}`);
+      g.messages.delete(messageId);
+      g.byTopic.get(gone.topicId)?.delete(messageId);
       g.pts += 1;
       x.broadcast(g, (viewer) => new Api.Updates({ updates: [new Api.UpdateDeleteChannelMessages({ channelId: x.big(g.channelId), messages: [messageId], pts: g.pts, ptsCount: 1 })], users: [], chats: [x.channelTl(g, viewer)], date: x.sec(x.now()), seq: 0 }));
     },

@@ -32,6 +32,8 @@ export type Group = {
   topics: Map<number, Topic>;
   deletedTopics: Set<number>;
   messages: Map<number, Msg>;
+  /** The same messages by topic (insertion order = id order), so a topic's messages are read without a group scan. */
+  byTopic: Map<number, Map<number, Msg>>;
   randomIds: Map<string, number>;
   slowModeSeconds: number;
   lastSendBy: Map<string, number>;
@@ -116,6 +118,7 @@ export function createWorld(opts: WorldOptions) {
       topics: new Map(),
       deletedTopics: new Set(),
       messages: new Map(),
+      byTopic: new Map(),
       randomIds: new Map(),
       slowModeSeconds: 0,
       lastSendBy: new Map(),
@@ -318,6 +321,9 @@ export function createWorld(opts: WorldOptions) {
   function append(g: Group, m: Omit<Msg, 'id' | 'at' | 'pinned'> & { id?: number }): Msg {
     const msg: Msg = { ...m, id: m.id ?? g.nextId++, at: now(), pinned: false };
     g.messages.set(msg.id, msg);
+    let t = g.byTopic.get(msg.topicId);
+    if (!t) g.byTopic.set(msg.topicId, (t = new Map()));
+    t.set(msg.id, msg);
     g.pts += 1;
     return msg;
   }
@@ -384,8 +390,9 @@ export function createWorld(opts: WorldOptions) {
       if (!(TOPIC_ICON_COLORS as readonly number[]).includes(color)) return fault(400, 'TOPIC_ICON_COLOR_INVALID');
       const r = checkRandom(g, me, req.randomId);
       floodCheck(me, g);
-      const msg = append(g, { fromId: me.id, text: '', topicId: 0, replyToMsgId: null, mentions: [], action: { kind: 'topic_create', title, iconColor: color } });
-      msg.topicId = msg.id;
+      // The service message that creates a topic belongs to it: its id is the topic id.
+      const msg = append(g, { id: g.nextId, fromId: me.id, text: '', topicId: g.nextId, replyToMsgId: null, mentions: [], action: { kind: 'topic_create', title, iconColor: color } });
+      g.nextId = msg.id + 1;
       g.topics.set(msg.id, { id: msg.id, title, iconColor: color, closed: false, createdAt: msg.at, creatorId: me.id });
       g.randomIds.set(`${me.id}:${r}`, msg.id);
       counters.topicCreations.push({ channelId: g.channelId, topicId: msg.id, title, at: msg.at, seq: ++creationSeq });
@@ -662,8 +669,9 @@ export function createWorld(opts: WorldOptions) {
     const g = mustGroup(channelId);
     if (!g.topics.delete(topicId)) throw new Error(`sandbox: topic ${topicId} does not exist`);
     g.deletedTopics.add(topicId);
-    const ids = [...g.messages.values()].filter((m) => m.topicId === topicId).map((m) => m.id);
+    const ids = [...(g.byTopic.get(topicId)?.keys() ?? [])];
     for (const id of ids) g.messages.delete(id);
+    g.byTopic.delete(topicId);
     broadcast(g, (viewer) => new Api.Updates({ updates: [new Api.UpdateDeleteChannelMessages({ channelId: big(g.channelId), messages: ids, pts: g.pts, ptsCount: ids.length })], users: [], chats: [channelTl(g, viewer)], date: sec(now()), seq: 0 }));
   }
 
