@@ -142,6 +142,10 @@ export function createPortal(o: { portalId: string; now: () => number; idBase: n
   const props = Object.fromEntries(OBJECT_TYPES.map((t) => [t, new Map<string, PropDef>()])) as Record<ObjectType, Map<string, PropDef>>;
   const groups = Object.fromEntries(OBJECT_TYPES.map((t) => [t, new Map<string, PropGroup>()])) as Record<ObjectType, Map<string, PropGroup>>;
   const associations: Association[] = [];
+  /** The same associations by either end ("type:id"), so reading an object's associations does not scan them all. */
+  const byEnd = new Map<string, Association[]>();
+  const endKey = (type: ObjectType, id: string) => `${type}:${id}`;
+  const ends = (type: ObjectType, id: string) => byEnd.get(endKey(type, id)) ?? [];
   const callbacks = new Map<string, Callback>();
 
   for (const t of OBJECT_TYPES) {
@@ -237,14 +241,16 @@ export function createPortal(o: { portalId: string; now: () => number; idBase: n
 
   function associate(fromType: ObjectType, fromId: string, toType: ObjectType, toId: string, primary = false): void {
     if (associated(fromType, fromId, toType).includes(toId)) return;
-    if (primary) for (const a of associations) if (a.a.type === fromType && a.a.id === fromId && a.b.type === toType) a.primary = false;
-    associations.push({ a: { type: fromType, id: fromId }, b: { type: toType, id: toId }, primary });
+    if (primary) for (const a of ends(fromType, fromId)) if (a.a.type === fromType && a.a.id === fromId && a.b.type === toType) a.primary = false;
+    const x: Association = { a: { type: fromType, id: fromId }, b: { type: toType, id: toId }, primary };
+    associations.push(x);
+    for (const k of new Set([endKey(fromType, fromId), endKey(toType, toId)])) (byEnd.get(k) ?? byEnd.set(k, []).get(k)!).push(x);
   }
 
   /** Ids of live objects of toType associated with the object, primary first. */
   function associated(fromType: ObjectType, fromId: string, toType: ObjectType): string[] {
     const out: { id: string; primary: boolean }[] = [];
-    for (const x of associations) {
+    for (const x of ends(fromType, fromId)) {
       if (x.a.type === fromType && x.a.id === fromId && x.b.type === toType) out.push({ id: x.b.id, primary: x.primary });
       else if (x.b.type === fromType && x.b.id === fromId && x.a.type === toType) out.push({ id: x.a.id, primary: false });
     }
@@ -256,7 +262,7 @@ export function createPortal(o: { portalId: string; now: () => number; idBase: n
   }
 
   function isPrimary(fromType: ObjectType, fromId: string, toType: ObjectType, toId: string): boolean {
-    return associations.some((x) => x.primary && x.a.type === fromType && x.a.id === fromId && x.b.type === toType && x.b.id === toId);
+    return ends(fromType, fromId).some((x) => x.primary && x.a.type === fromType && x.a.id === fromId && x.b.type === toType && x.b.id === toId);
   }
 
   return {
