@@ -89,8 +89,9 @@ export async function startWorld(o: { logger?: Logger; hubspot?: Partial<Hubspot
     logger: logger.child({ connector: 'hubspot' }),
     clock,
     intake,
-    // Limiter and backoff sleeps are instant; a hung call times out quickly in real time.
-    tuning: { now: clock.now, sleep: async () => {}, retryBaseMs: 1, timeoutMs: o.hubspotTimeoutMs ?? 300 },
+    // Limiter and backoff sleeps move the manual clock (an instant sleep on a clock that stands still would spin the
+    // limiter's wait loop); a hung call times out quickly in real time.
+    tuning: { now: clock.now, sleep: (ms) => clock.advance(ms), retryBaseMs: 1, timeoutMs: o.hubspotTimeoutMs ?? 300 },
   });
 
   const sfb = await startSalesforceSandbox({ outboundUrl: `${publicUrl}/webhooks/salesforce`, seed: true, clock: clock.now, ...o.salesforce });

@@ -147,6 +147,35 @@ export function createOrg(opts: { orgId: string; now: () => number; deployed: bo
     return to18(`${prefix}${podTag}00${s}`.slice(0, 15).padEnd(15, '0'));
   }
 
+  // Lookups by a field's value (unique checks, upserts on an external id) through an index built on first use and
+  // kept as records are written; an entry may be stale after an update or a rollback, so every hit is re-checked.
+  const byValue = new Map<string, Map<string, Map<unknown, Set<string>>>>();
+  function indexRecord(object: string, rec: SfRecord, fields?: Iterable<string>): void {
+    const forObject = byValue.get(object);
+    if (!forObject) return;
+    for (const [field, values] of forObject) {
+      if (fields && ![...fields].includes(field)) continue;
+      const v = rec[field];
+      if (v === null || v === undefined) continue;
+      (values.get(v) ?? values.set(v, new Set()).get(v)!).add(rec.Id);
+    }
+  }
+  function findByField(object: string, field: string, value: unknown): SfRecord[] {
+    let forObject = byValue.get(object);
+    if (!forObject) byValue.set(object, (forObject = new Map()));
+    let values = forObject.get(field);
+    if (!values) {
+      forObject.set(field, (values = new Map()));
+      for (const r of table(object).values()) if (r[field] !== null && r[field] !== undefined) (values.get(r[field]) ?? values.set(r[field], new Set()).get(r[field])!).add(r.Id);
+    }
+    const out: SfRecord[] = [];
+    for (const id of values.get(value) ?? []) {
+      const r = table(object).get(id);
+      if (r && r[field] === value) out.push(r);
+    }
+    return out;
+  }
+
   function table(object: string): Map<string, SfRecord> {
     let t = records.get(object);
     if (!t) records.set(object, (t = new Map()));
@@ -243,7 +272,7 @@ export function createOrg(opts: { orgId: string; now: () => number; deployed: bo
     }
     for (const f of d.fields.values()) {
       if (!f.unique || values[f.name] === undefined || values[f.name] === null) continue;
-      const clash = [...table(object).values()].find((r) => r[f.name] === values[f.name] && !r.IsDeleted && (mode === 'create' || r.Id !== fields.Id));
+      const clash = findByField(object, f.name, values[f.name]).find((r) => !r.IsDeleted && (mode === 'create' || r.Id !== fields.Id));
       if (clash) return { ok: false, error: { statusCode: 'DUPLICATE_VALUE', message: `duplicate value found: ${f.name} duplicates value on record with id: ${clash.Id}`, fields: [f.name] } };
     }
     if (mode === 'create' && object === 'Account' && !values.Name) return { ok: false, error: { statusCode: 'REQUIRED_FIELD_MISSING', message: 'Required fields are missing: [Name]', fields: ['Name'] } };
@@ -276,7 +305,10 @@ export function createOrg(opts: { orgId: string; now: () => number; deployed: bo
     const numbers = { caseNumber, autoNumber };
     const restore = () => {
       for (const [id, { object, before }] of undo) {
-        if (before) table(object).set(id, before);
+        if (before) {
+          table(object).set(id, before);
+          indexRecord(object, before);
+        }
         else {
           table(object).delete(id);
           idIndex.delete(id);
@@ -326,6 +358,7 @@ export function createOrg(opts: { orgId: string; now: () => number; deployed: bo
     remember(object, id, null);
     table(object).set(id, rec);
     idIndex.set(id, object);
+    indexRecord(object, rec);
     emit(object, 'CREATE', rec, Object.keys(p.values));
     return { id, success: true, errors: [] };
   }
@@ -339,6 +372,7 @@ export function createOrg(opts: { orgId: string; now: () => number; deployed: bo
     const changed = Object.keys(p.values).filter((k) => found.record[k] !== p.values[k]);
     remember(object, found.record.Id, found.record);
     Object.assign(found.record, p.values);
+    indexRecord(object, found.record, Object.keys(p.values));
     if (object === 'Contact') found.record.Name = [found.record.FirstName, found.record.LastName].filter(Boolean).join(' ');
     found.record.LastModifiedDate = found.record.SystemModstamp = iso();
     if (changed.length) emit(object, 'UPDATE', found.record, changed);
@@ -352,7 +386,7 @@ export function createOrg(opts: { orgId: string; now: () => number; deployed: bo
     if (!f.externalId && extField !== 'Id') throw new SfError(400, 'INVALID_FIELD', `Field ${extField} is not an External ID or indexed field for ${object}`);
     const key = fields[extField];
     if (key === null || key === undefined || key === '') return { success: false, errors: [{ statusCode: 'MISSING_ARGUMENT', message: `${extField} not specified`, fields: [] }] };
-    const matches = [...table(object).values()].filter((r) => r[extField] === key && !r.IsDeleted);
+    const matches = findByField(object, extField, key).filter((r) => !r.IsDeleted);
     if (matches.length > 1) return { success: false, errors: [{ statusCode: 'DUPLICATE_EXTERNAL_ID', message: `${extField}: more than one record found for external id field: ${matches.map((r) => r.Id).join(', ')}`, fields: [extField] }] };
     if (matches[0]) {
       const { [extField]: _omit, ...rest } = fields;
