@@ -33,6 +33,7 @@ import type {
   TicketRecord,
   Timer,
 } from './ports.ts';
+import { isOpenTicket } from './ports.ts';
 import type { AgentStatus } from './config.ts';
 
 export type PipelineOptions = {
@@ -385,7 +386,7 @@ export function createPipeline(deps: PipelineDeps) {
     const counts = await store.openTicketsPerGroup();
     for (const g of candidates) load.set(g, counts[g] ?? 0);
     // The ticket itself does not count against the group it is leaving (a recreated topic).
-    if (t.status !== 'resolved' && t.status !== 'failed' && t.topicGroupId && load.has(t.topicGroupId)) load.set(t.topicGroupId, Math.max(0, load.get(t.topicGroupId)! - 1));
+    if (isOpenTicket(t) && t.topicGroupId && load.has(t.topicGroupId)) load.set(t.topicGroupId, Math.max(0, load.get(t.topicGroupId)! - 1));
     return candidates.reduce((best, g) => (load.get(g)! < load.get(best)! ? g : best));
   }
 

@@ -169,6 +169,11 @@ export type MessengerEvent =
 
 export type TicketStatus = 'received' | 'waiting' | 'assigned' | 'answered' | 'resolved' | 'failed';
 
+/** Open: not resolved and not failed (what Store.tickets({ open: true }) lists and agent load counts). */
+export function isOpenTicket(t: { status: TicketStatus }): boolean {
+  return t.status !== 'resolved' && t.status !== 'failed';
+}
+
 export type TicketRecord = {
   key: string;
   ref: TicketRef;

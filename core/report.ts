@@ -1,6 +1,7 @@
 // The metrics model: how routing performs, per tier, queue and agent, and where CRM data quality hurts it.
 // Pure: computed from ticket records, so the console, the admin API and what-if replays share one definition.
 import type { TicketRecord } from './ports.ts';
+import { isOpenTicket } from './ports.ts';
 import { SEGMENT_FIELDS } from './segment.ts';
 
 export type Stats = { count: number; median: number | null; p90: number | null };
@@ -72,7 +73,7 @@ function group(key: string, tickets: TicketRecord[]): GroupReport {
     if (t.overflowCount > 0) overflowed++;
     if (t.reassignCount > 0) reassigned++;
     if (t.escalated) escalated++;
-    if (t.status !== 'resolved' && t.status !== 'failed') open++;
+    if (isOpenTicket(t)) open++;
   }
   return { key, tickets: tickets.length, open, firstResponse: stats(fr), resolution: stats(res), slaMet: met, slaBreached: breached, slaMetRate: met + breached ? met / (met + breached) : null, overflowed, reassigned, escalated };
 }

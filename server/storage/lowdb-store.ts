@@ -38,6 +38,7 @@ import { AppError } from '../../core/errors.ts';
 import { applyCounterOps, copyCounters, emptyCounters } from '../../core/route.ts';
 import type { RoutingConfig } from '../../core/config.ts';
 import type { Batch, Clock, ConfigVersion, Counters, HistoryEntry, HistoryQuery, Job, Logger, Store, TicketRecord, Timer } from '../../core/ports.ts';
+import { isOpenTicket } from '../../core/ports.ts';
 import { DEDUPE_WINDOW_MS, type MemoryState } from './memory-store.ts';
 import { acquireLock, appendLines, DurableJsonFile, fsyncDir, readRanges, scanLines } from './lowdb/files.ts';
 import { HistoryIndex, type Loc } from './lowdb/history-index.ts';
@@ -145,7 +146,6 @@ type TicketMeta = {
 
 const silent: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => silent };
 const clone = <T>(v: T): T => structuredClone(v);
-const isOpen = (t: TicketRecord) => t.status !== 'resolved' && t.status !== 'failed';
 const topicKey = (groupId: string, topicId: number) => `${groupId}\u0000${topicId}`;
 const DATED = /^(\d{4}-\d{2}-\d{2}|undated)\.jsonl$/;
 const OLD_WAL = /^tierline\.wal\.(\d+)$/;
@@ -331,7 +331,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
   /** Open tickets' Telegram groups (the topic's, else the one chosen), kept as tickets change: counted per new topic. */
   function trackOpen(t: TicketRecord): void {
     const g = t.topic?.groupId ?? t.topicGroupId;
-    if (isOpen(t) && g) openGroups.set(t.key, g);
+    if (isOpenTicket(t) && g) openGroups.set(t.key, g);
     else openGroups.delete(t.key);
   }
 
@@ -619,7 +619,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     newInbound = [];
     newDone = [];
     const rotating: TicketRecord[] = [];
-    for (const t of live.values()) if (!isOpen(t) && (t.resolvedAt ?? t.updatedAt) < now - retentionMs) rotating.push(t);
+    for (const t of live.values()) if (!isOpenTicket(t) && (t.resolvedAt ?? t.updatedAt) < now - retentionMs) rotating.push(t);
     const leaving = new Set(rotating.map((t) => t.key));
     const kvRows: LiveFile['kv'] = [];
     for (const [ns, m] of kv) for (const [key, value] of m) kvRows.push({ ns, key, value });
@@ -733,7 +733,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
           if (broken || closed || closing) return;
           const now = clock.now();
           let due = walRecords > 0;
-          if (!due) for (const t of live.values()) if (!isOpen(t) && (t.resolvedAt ?? t.updatedAt) < now - retentionMs) due = true;
+          if (!due) for (const t of live.values()) if (!isOpenTicket(t) && (t.resolvedAt ?? t.updatedAt) < now - retentionMs) due = true;
           if (!due) return;
           wantCompact = true;
           if (!flushing && !compacting) startCompaction();
@@ -899,7 +899,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     async tickets(filter = {}) {
       const out: { ord: number; t: TicketRecord }[] = [];
       for (const t of live.values()) {
-        if (filter.open !== undefined && isOpen(t) !== filter.open) continue;
+        if (filter.open !== undefined && isOpenTicket(t) !== filter.open) continue;
         if (filter.agentId && t.agentId !== filter.agentId) continue;
         if (filter.queueId && t.queueId !== filter.queueId) continue;
         if (filter.status && t.status !== filter.status) continue;

@@ -3,6 +3,7 @@
 import { applyCounterOps, copyCounters, emptyCounters } from '../../core/route.ts';
 import type { RoutingConfig } from '../../core/config.ts';
 import type { Batch, Clock, ConfigVersion, Counters, HistoryEntry, HistoryQuery, Job, Store, TicketRecord, Timer } from '../../core/ports.ts';
+import { isOpenTicket } from '../../core/ports.ts';
 
 /** How long completed job ids and inbound event keys are remembered (Salesforce retries for 24 hours). */
 export const DEDUPE_WINDOW_MS = 7 * 24 * 3600_000;
@@ -96,7 +97,6 @@ export function createMemoryStore(opts: { clock?: Clock } = {}): Store {
     pruneOlder(m, now);
   };
 
-  const open = (t: TicketRecord) => t.status !== 'resolved' && t.status !== 'failed';
 
   return {
     async getConfig() {
@@ -132,7 +132,7 @@ export function createMemoryStore(opts: { clock?: Clock } = {}): Store {
     async tickets(filter = {}) {
       const out: TicketRecord[] = [];
       for (const t of s.tickets.values()) {
-        if (filter.open !== undefined && open(t) !== filter.open) continue;
+        if (filter.open !== undefined && isOpenTicket(t) !== filter.open) continue;
         if (filter.agentId && t.agentId !== filter.agentId) continue;
         if (filter.queueId && t.queueId !== filter.queueId) continue;
         if (filter.status && t.status !== filter.status) continue;
@@ -144,7 +144,7 @@ export function createMemoryStore(opts: { clock?: Clock } = {}): Store {
       const out: Record<string, number> = {};
       for (const t of s.tickets.values()) {
         const g = t.topic?.groupId ?? t.topicGroupId;
-        if (open(t) && g) out[g] = (out[g] ?? 0) + 1;
+        if (isOpenTicket(t) && g) out[g] = (out[g] ?? 0) + 1;
       }
       return out;
     },

@@ -18,6 +18,7 @@ import { silentLogger } from '../../server/logger.ts';
 import { emptyState, matchesHistory, type MemoryState } from '../../server/storage/memory-store.ts';
 import { applyCounterOps } from '../../core/route.ts';
 import type { Batch, Clock, HistoryEntry, Store, TicketRecord } from '../../core/ports.ts';
+import { isOpenTicket } from '../../core/ports.ts';
 import { quantile } from '../../core/report.ts';
 import { buildOutcomes, type Seeded } from '../console/fixtures.ts';
 
@@ -37,7 +38,6 @@ const clone = <T>(v: T): T => structuredClone(v);
 
 /** The memory store's read semantics over a state filled in bulk; commit() appends without the quadratic check. */
 function memoryStoreOver(s: MemoryState): Store {
-  const open = (t: TicketRecord) => t.status !== 'resolved' && t.status !== 'failed';
   const unsupported = async (): Promise<never> => {
     throw new Error('not used by the console bench');
   };
@@ -52,7 +52,7 @@ function memoryStoreOver(s: MemoryState): Store {
     async tickets(filter = {}) {
       const out: TicketRecord[] = [];
       for (const t of s.tickets.values()) {
-        if (filter.open !== undefined && open(t) !== filter.open) continue;
+        if (filter.open !== undefined && isOpenTicket(t) !== filter.open) continue;
         if (filter.agentId && t.agentId !== filter.agentId) continue;
         if (filter.queueId && t.queueId !== filter.queueId) continue;
         if (filter.status && t.status !== filter.status) continue;
