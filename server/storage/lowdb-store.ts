@@ -57,9 +57,13 @@ export type LowdbStoreOptions = {
    * stay readable (getTicket, tickets(), by topic) from there; the live file and each compaction stay small.
    */
   closedTicketRetentionMs?: number;
-  /** Compact once the log holds this many bytes (default 4 MiB) ... */
+  /**
+   * Compact once the log holds this many bytes (default 4 MiB) or records (default 20,000), and at least as many
+   * bytes as the live file: rewriting the live file costs its size, so tying it to the log written since keeps the
+   * cost per change constant however many tickets are live (a fixed threshold rewrote a large live file every few
+   * seconds under load, blocking the event loop each time).
+   */
   compactWalBytes?: number;
-  /** ... or this many records (default 20,000). */
   compactWalRecords?: number;
   /** Also compact on this interval (wall time) when anything changed (default 5 minutes; 0 turns the timer off). */
   compactEveryMs?: number;
@@ -533,6 +537,8 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
   fsyncDir(dir);
   let walBytes = statSync(walPath).size;
   let walRecords = replayedCurrent;
+  /** The live file's size when last written: the log must grow at least this much before the next compaction. */
+  let liveBytes = existsSync(livePath) ? statSync(livePath).size : 0;
   let lastSeq = lastApplied;
   log.info('lowdb store open', { dir, tickets: live.size, closedTickets: metas.size - live.size, historyEntries: index.n, replayed, tornFiles: torn, ms: Math.round(performance.now() - startedMs) });
 
@@ -601,7 +607,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
         }
         w.resolve();
       }
-      if (walBytes >= compactWalBytes || walRecords >= compactWalRecords) wantCompact = true;
+      if ((walBytes >= compactWalBytes || walRecords >= compactWalRecords) && walBytes >= liveBytes) wantCompact = true;
     }
     if (wantCompact && !compacting && !broken) startCompaction();
   }
@@ -694,6 +700,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     db.data = f.snapshot;
     await db.write();
     db.data = null;
+    liveBytes = statSync(livePath).size;
     for (const name of await readdir(dir)) {
       const m = OLD_WAL.exec(name);
       if (m && Number(m[1]) <= f.seq) await unlink(join(dir, name)).catch(() => undefined);

@@ -257,6 +257,30 @@ describe('lowdb store on disk', () => {
     expect((await again.history({ limit: 1 })).total).toBe(3_000 * 2 - 12);
   }, 60_000);
 
+  it('rewrites a large live file only after as many bytes of changes, so compaction costs the same per change at any size', async () => {
+    const clock = fakeClock(T0);
+    const s = (await open({ compactWalBytes: 16 << 10, compactWalRecords: 50 }, clock)) as LowdbStore;
+    // 2,000 open tickets: a live file far larger than the thresholds.
+    for (let i = 0; i < 20; i++) await s.commit({ tickets: Array.from({ length: 100 }, (_, j) => ticket(`hubspot:42:${i * 100 + j}`)) });
+    await s.compact();
+    const { liveFileBytes, compactions } = s.stats();
+    let written = 0;
+    for (let n = 0; n < 1_000; n++) {
+      const before = s.stats().walBytes;
+      clock.advance(1_000);
+      await s.commit({ tickets: [ticket(`hubspot:42:${n % 2_000}`, { updatedAt: clock.now(), queueId: `q${n}` })] });
+      written += Math.max(0, s.stats().walBytes - before);
+    }
+    await s.compact();
+    // The thresholds alone (50 records) rewrote the live file 71 times; tied to its size, it is
+    // rewritten about once per live file's worth of changes.
+    const rewrites = s.stats().compactions - compactions - 1;
+    expect(rewrites).toBeLessThanOrEqual(Math.ceil(written / liveFileBytes) + 1);
+    expect(rewrites).toBeLessThan(20);
+    expect(s.stats().walBytes).toBe(0);
+    expect(await s.tickets({ status: 'assigned' })).toHaveLength(2_000);
+  });
+
   it('drops a torn last line of the log (never acknowledged) and keeps the rest', async () => {
     const s = await open();
     await s.commit({ tickets: [ticket('hubspot:42:1')] });
