@@ -5,7 +5,7 @@ import { Api, TelegramClient } from 'telegram';
 import { FloodWaitError, RPCError, SlowModeWaitError } from 'telegram/errors/index.js';
 import { Logger as GramLogger, LogLevel } from 'telegram/extensions/Logger.js';
 import { returnBigInt } from 'telegram/Helpers.js';
-import { StringSession } from 'telegram/sessions/index.js';
+import { PeerCacheSession } from './session.ts';
 import { AppError } from '../../core/errors.ts';
 import type { Logger, Store } from '../../core/ports.ts';
 import type { SecretBox } from '../shared/secrets.ts';
@@ -73,7 +73,7 @@ export async function connectClient(opts: { mode: 'real' | 'sandbox'; env: Teleg
 
   if (opts.mode === 'sandbox') {
     if (!opts.sandbox) throw new AppError('misconfigured', 'Telegram runs in sandbox mode but no sandbox was given to the connector.');
-    const client = new TelegramClient(new StringSession(''), 1, 'sandbox', params);
+    const client = new TelegramClient(new PeerCacheSession(''), 1, 'sandbox', params);
     opts.sandbox.attach(client, kind);
     if (kind === 'bot') await client.signInBot({ apiId: 1, apiHash: 'sandbox' }, { botAuthToken: env.botToken ?? opts.sandbox.botToken });
     return { client, kind, self: (await client.getMe()) as Api.User };
@@ -95,7 +95,7 @@ export async function connectClient(opts: { mode: 'real' | 'sandbox'; env: Teleg
       }
     }
   }
-  const client = new TelegramClient(new StringSession(session), env.apiId, env.apiHash, params);
+  const client = new TelegramClient(new PeerCacheSession(session), env.apiId, env.apiHash, params);
   try {
     await client.connect();
   } catch (err) {

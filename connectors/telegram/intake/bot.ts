@@ -5,7 +5,7 @@
 import { Api, TelegramClient } from 'telegram';
 import { Logger as GramLogger, LogLevel } from 'telegram/extensions/Logger.js';
 import { returnBigInt } from 'telegram/Helpers.js';
-import { StringSession } from 'telegram/sessions/index.js';
+import { PeerCacheSession } from '../session.ts';
 import { AppError } from '../../../core/errors.ts';
 import type { Logger, Store } from '../../../core/ports.ts';
 import type { SecretBox } from '../../shared/secrets.ts';
@@ -29,7 +29,7 @@ export async function connectBot(o: { mode: 'real' | 'sandbox'; env: BotEnv; sto
   const params = { baseLogger: new GramLogger(LogLevel.NONE), floodSleepThreshold: 0, connectionRetries: 5, autoReconnect: true, requestRetries: 3 };
   if (o.mode === 'sandbox') {
     if (!o.sandbox) throw new AppError('misconfigured', 'The intake bot runs in sandbox mode but no Telegram sandbox was given.');
-    const client = new TelegramClient(new StringSession(''), 1, 'sandbox', params);
+    const client = new TelegramClient(new PeerCacheSession(''), 1, 'sandbox', params);
     o.sandbox.attach(client, 'bot');
     await client.signInBot({ apiId: 1, apiHash: 'sandbox' }, { botAuthToken: o.env.botToken ?? o.sandbox.botToken });
     return { client, self: (await client.getMe()) as Api.User };
@@ -46,7 +46,7 @@ export async function connectBot(o: { mode: 'real' | 'sandbox'; env: BotEnv; sto
       session = '';
     }
   }
-  const client = new TelegramClient(new StringSession(session), apiId, apiHash, params);
+  const client = new TelegramClient(new PeerCacheSession(session), apiId, apiHash, params);
   try {
     await client.connect();
     if (!(await client.checkAuthorization())) {
