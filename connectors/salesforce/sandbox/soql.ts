@@ -146,7 +146,11 @@ export function runSoql(org: OrgState, text: string, version: string): { totalSi
     const parent = rec[refField.name] ? org.get(String(rec[refField.name]))?.record : null;
     return parent && !parent.IsDeleted ? parent[r.field] : null;
   };
-  let rows = org.all(q.object).filter((rec) => conds.every((c) => {
+  // WHERE Id = '…' (how Tierline reads a Case at routing time) is answered from the id index, not a scan of the table.
+  const byId = conds.find((c) => !c.r.rel && c.r.field === 'Id' && c.op === '=' && typeof c.value === 'string');
+  const found = byId ? org.get(byId.value as string) : null;
+  const candidates = byId ? (found && found.object === q.object && !found.record.IsDeleted ? [found.record] : []) : org.all(q.object);
+  let rows = candidates.filter((rec) => conds.every((c) => {
     const v = valueOf(rec, c.r);
     if (c.op === 'IN') return (c.value as Literal[]).some((x) => sameValue(v, x));
     const eq = sameValue(v, c.value as Literal);
