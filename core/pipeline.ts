@@ -109,6 +109,17 @@ export function createPipeline(deps: PipelineDeps) {
     return { id, kind, ticketKey, payload, attempts: 0, nextAt: at + delayMs, status: 'pending', lastError: null, leaseUntil: 0, createdAt: at };
   }
 
+  /**
+   * The store's exclusive section. Steps queued inside it can be claimed once the section's writes are saved, which
+   * may be after the commit inside it returned (the lowdb store saves a section's writes after its turn), so the
+   * worker is woken again then.
+   */
+  async function exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const out = await store.exclusive(fn);
+    deps.wake?.();
+    return out;
+  }
+
   async function commit(batch: Batch): Promise<void> {
     await store.commit(batch);
     if (batch.jobs?.length) deps.wake?.();
@@ -116,7 +127,7 @@ export function createPipeline(deps: PipelineDeps) {
 
   /** Mutates a ticket under the store's exclusive section; build returns the batch (or null to do nothing). */
   async function withTicket(key: string, build: (t: TicketRecord, router: Router, now: number) => Promise<Batch | null> | Batch | null): Promise<boolean> {
-    return store.exclusive(async () => {
+    return exclusive(async () => {
       const t = await store.getTicket(key);
       if (!t) return false;
       const router = await currentRouter();
@@ -238,7 +249,7 @@ export function createPipeline(deps: PipelineDeps) {
     if (existing?.routedAt) return void (await (j.payload.reason === 'changed' ? reroute(j, ref) : commit({ completeJobs: [j.id] })));
     // Read fresh at routing time: a cached tier would route on yesterday's contract.
     const ctx = await crmOf(ref).fetchContext(ref);
-    await store.exclusive(async () => {
+    await exclusive(async () => {
       if ((await store.getTicket(j.ticketKey))?.routedAt) return void (await commit({ completeJobs: [j.id] }));
       const router = await currentRouter();
       const now = clock.now();
@@ -264,7 +275,7 @@ export function createPipeline(deps: PipelineDeps) {
    */
   async function reroute(j: Job, ref: TicketRef): Promise<void> {
     const ctx = await crmOf(ref).fetchContext(ref);
-    await store.exclusive(async () => {
+    await exclusive(async () => {
       const t0 = await store.getTicket(j.ticketKey);
       if (!t0?.routedAt || t0.status === 'resolved' || t0.firstResponseAt || !t0.queueId || !t0.segment) return void (await commit({ completeJobs: [j.id] }));
       const router = await currentRouter();
@@ -567,7 +578,7 @@ export function createPipeline(deps: PipelineDeps) {
 
   /** Moves a ticket to another agent of its queue, keeping its original wait time (and SLA deadline). */
   async function reassign(key: string, exclude: string[], why: string): Promise<boolean> {
-    return store.exclusive(async () => {
+    return exclusive(async () => {
       const t0 = await store.getTicket(key);
       if (!t0 || t0.status === 'resolved' || !t0.queueId) return false;
       const t = structuredClone(t0);
@@ -595,7 +606,7 @@ export function createPipeline(deps: PipelineDeps) {
   }
 
   async function escalate(key: string, why: string): Promise<void> {
-    await store.exclusive(async () => {
+    await exclusive(async () => {
       const t0 = await store.getTicket(key);
       if (!t0 || t0.status === 'resolved' || !t0.queueId) return;
       const t = structuredClone(t0);
@@ -639,7 +650,7 @@ export function createPipeline(deps: PipelineDeps) {
     const full = new Set<string>();
     for (const w of waiting) {
       if (full.has(w.queueId)) continue;
-      const ok = await store.exclusive(async () => {
+      const ok = await exclusive(async () => {
         const t0 = await store.getTicket(w.key);
         if (!t0 || t0.status !== 'waiting' || !t0.queueId) return false;
         const t = structuredClone(t0);
@@ -682,7 +693,7 @@ export function createPipeline(deps: PipelineDeps) {
       if (status === 'available') await store.kvDelete('agents:manual', agentId);
       else await store.kvPut('agents:manual', agentId, { status, at: now });
     }
-    await store.exclusive(async () => {
+    await exclusive(async () => {
       await commit({ counters: [{ op: 'status', agentId, status }], cancelTimers: status === 'offline' ? [] : [`offline_grace:${agentId}`] });
     });
     if (status === 'offline') await reassignUnanswered(agentId, 'agent went offline');
@@ -705,12 +716,12 @@ export function createPipeline(deps: PipelineDeps) {
     if (!agent) return;
     if (await store.kvGet('agents:manual', agent.id)) return; // explicit /away or admin status wins
     if (online) {
-      await store.exclusive(() => commit({ cancelTimers: [`offline_grace:${agent.id}`] }));
+      await exclusive(() => commit({ cancelTimers: [`offline_grace:${agent.id}`] }));
       const status = (await store.counters()).status[agent.id];
       if (status === 'offline') await setAgentStatus(agent.id, 'available', 'presence');
     } else {
       // Not at once: phones drop offline for seconds all day. The grace timer decides.
-      await store.exclusive(() => commit({ timers: [{ id: `offline_grace:${agent.id}`, kind: 'offline_grace', at: at + opt.offlineGraceMs, agentId: agent.id }] }));
+      await exclusive(() => commit({ timers: [{ id: `offline_grace:${agent.id}`, kind: 'offline_grace', at: at + opt.offlineGraceMs, agentId: agent.id }] }));
     }
   }
 
@@ -754,14 +765,14 @@ export function createPipeline(deps: PipelineDeps) {
         if (timer.agentId) {
           const agentId = timer.agentId;
           if (!(await store.kvGet('agents:manual', agentId))) {
-            await store.exclusive(() => commit({ cancelTimers: [timer.id] }));
+            await exclusive(() => commit({ cancelTimers: [timer.id] }));
             await setAgentStatus(agentId, 'offline', 'presence');
           }
         }
         break;
       }
     }
-    await store.exclusive(() => commit({ cancelTimers: [timer.id] }));
+    await exclusive(() => commit({ cancelTimers: [timer.id] }));
   }
 
   // ------------------------------------------------------------------ runner

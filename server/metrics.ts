@@ -24,6 +24,8 @@ const HELP: Record<string, string> = {
   tierline_http_request_seconds: 'HTTP request duration',
   tierline_step_own_seconds: 'Pipeline step time spent in the service itself (routing, store, scheduling)',
   tierline_step_upstream_seconds: 'Pipeline step time spent waiting on HubSpot, Salesforce or Telegram',
+  tierline_step_lock_wait_seconds: 'Time a ticket change waited for its turn (routing decisions take turns across all tickets; other changes per ticket)',
+  tierline_step_lock_hold_seconds: 'Time a ticket change held its turn (reading, deciding and saving)',
 };
 
 type Series = { labels: Record<string, string>; value: number; buckets?: number[]; sum?: number; count?: number };

@@ -296,7 +296,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
   if (intakeBot) for (const [id, port] of byCrm) byCrm.set(id, intakeBot.observe(port));
   const timedCrm = new Map([...byCrm].map(([id, port]) => [id, timing.upstream(port, id)]));
   pipeline = createPipeline({
-    store,
+    store: timing.lockTimed(store),
     clock,
     logger: log.child({ component: 'pipeline' }),
     metrics,

@@ -3,7 +3,7 @@
 // (tierline_step_own_seconds, tierline_step_upstream_seconds); the end-to-end benchmark reads the per-ticket sums.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { AppError } from '../core/errors.ts';
-import type { Job } from '../core/ports.ts';
+import type { Job, Store } from '../core/ports.ts';
 import type { Registry } from './metrics.ts';
 
 type StepContext = { active: number; since: number; upstreamMs: number };
@@ -22,6 +22,11 @@ export type StepTiming = {
   intake<R>(ticketKeys: string[], run: () => Promise<R>): Promise<R>;
   /** For PipelineDeps.observeStep. */
   observeStep(job: Job, run: () => Promise<void>): Promise<void>;
+  /**
+   * The store with its exclusive sections timed: how long each waited for its turn and how long it held it
+   * (tierline_step_lock_wait_seconds / _hold_seconds). Decisions take turns, so a long hold slows every ticket.
+   */
+  lockTimed<S extends Store>(store: S): S;
   /** Per-ticket sums for the most recent tickets (bounded). */
   ticket(key: string): TicketTiming | undefined;
 };
@@ -131,6 +136,22 @@ export function createStepTiming(metrics: Registry): StepTiming {
         t.upstreamMs += ctx.upstreamMs;
         t.pickupMs += pickupMs;
       }
+    },
+
+    lockTimed<S extends Store>(store: S): S {
+      const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
+        const asked = now();
+        return store.exclusive(async () => {
+          const got = now();
+          metrics.observe('tierline_step_lock_wait_seconds', {}, (got - asked) / 1000);
+          try {
+            return await fn();
+          } finally {
+            metrics.observe('tierline_step_lock_hold_seconds', {}, (now() - got) / 1000);
+          }
+        });
+      };
+      return new Proxy(store, { get: (target, prop, receiver) => (prop === 'exclusive' ? exclusive : Reflect.get(target, prop, receiver)) });
     },
 
     ticket: (key) => tickets.get(key),

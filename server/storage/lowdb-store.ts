@@ -13,13 +13,16 @@
 //                               inbound event keys ({"i":..}) for the dedupe windows.
 //   tierline.lock               pid of the process that owns the directory.
 //
-// Writing: a change is one log record. Records are appended and fsync'd in groups (everything submitted while the
-// previous fsync ran goes in the next write), and only once a record is on disk is it applied to the in-memory state
-// and its promise resolved. So readers never see a change that a crash could still take back, and persisting one
-// outcome costs one append + fdatasync whatever the store holds (the requirement: < 2 ms median, < 2x growth from
-// 1k to 100k outcomes). A crash tears at most the last line, which was never acknowledged; opening drops it.
+// Writing: a change is one log record. Records are appended in groups (everything submitted while the previous write
+// ran goes in the next), applied to the in-memory state once the OS holds them (a killed process can no longer lose
+// them), and fdatasync'd; a commit resolves, and the jobs and timers it created are handed out, only after the flush.
+// So no side effect follows a change that even a power cut could take back, and persisting one outcome costs one
+// append + fdatasync whatever the store holds (the requirement: < 2 ms median, < 2x growth from 1k to 100k
+// outcomes). Inside an exclusive section a commit returns once applied and the section resolves after the flush, so
+// routing decisions take turns for a write, not a flush (PostgreSQL's sections do the same with an asynchronous
+// commit). A crash tears at most the last line, which was never acknowledged; opening drops it.
 //
-// Compaction, when the log passes a size or on a timer, and on close: between two log writes, the state is frozen
+// Compaction, when the log passes a size (and at least the live file's), on a timer, and on close: between two log writes, the state is frozen
 // (which records it covers, which entries and tickets move out), the log is switched to a new file, and then, while
 // new records keep flowing into the new log, new history lines are appended (and fsync'd) to the dated files, the
 // live file is written, and logs it covers are deleted. A crash at any point replays the same records again at open;
@@ -28,6 +31,7 @@
 // Reading: everything live is in memory. History is an in-memory columnar index (history-index.ts) pointing at the
 // lines in the dated files, which are read by offset for the page asked; closed tickets moved out of the live file
 // are likewise read from their line. Opening scans the dated files once to rebuild the indexes.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { closeSync, existsSync, fsyncSync, openSync, statSync, renameSync, write as fsWrite, fdatasync as fsFdatasync } from 'node:fs';
 import { mkdir, readdir, truncate, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -543,17 +547,32 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
   log.info('lowdb store open', { dir, tickets: live.size, closedTickets: metas.size - live.size, historyEntries: index.n, replayed, tornFiles: torn, ms: Math.round(performance.now() - startedMs) });
 
   // ------------------------------------------------------------ the log writer
-  type Waiting = { line: string; rec: WalRecord; resolve: () => void; reject: (e: unknown) => void };
+  // Two loops. The writer appends each group of records to the log and, once the OS has the bytes (a killed process
+  // can no longer lose them), applies them in memory. The syncer then fdatasyncs, and only then do the records count
+  // as saved: their commit() resolves, and the jobs and timers they created can be claimed, so no side effect ever
+  // follows a change that a power cut could still take back. While one fdatasync runs, the writer goes on appending
+  // the next group, which the next fdatasync covers.
+  //
+  // Inside an exclusive section, a commit resolves as soon as it is applied, so the next routing decision can start
+  // (and sees it) without waiting for the disk; exclusive() itself resolves only once everything the section wrote is
+  // saved. Decisions hold their turn for a write, not a flush: the turn was the pipeline's bottleneck under load.
+  type Waiting = { line: string; rec: WalRecord; applied: () => void; resolve: () => void; reject: (e: unknown) => void };
   let queue: Waiting[] = [];
   let flushing: Promise<void> | null = null;
+  let unsynced: Waiting[] = [];
+  let syncing: Promise<void> | null = null;
+  /** Jobs and timers applied in memory whose record is not yet flushed: not handed out until it is. */
+  const unsaved = new Set<string>();
   let compacting: Promise<void> | null = null;
   let wantCompact = false;
   let broken: AppError | null = null;
   let closing = false;
   let closed = false;
   let compactions = 0;
+  const section = new AsyncLocalStorage<Promise<void>[]>();
 
   const closedError = () => new AppError('internal', `The store in ${dir} is closed; this is a shutdown-order bug.`);
+  const quiet = () => !flushing && !syncing;
 
   function submit(rec: NewRecord): Promise<void> {
     if (broken) return Promise.reject(broken);
@@ -563,10 +582,23 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     // Applied from its own serialisation, so the state in memory is exactly what a replay would rebuild, and
     // nothing the caller changes afterwards reaches the store.
     const copy = JSON.parse(line) as WalRecord;
-    return new Promise<void>((res, rej) => {
-      queue.push({ line, rec: copy, resolve: res, reject: rej });
+    let applied!: () => void;
+    const appliedP = new Promise<void>((res) => (applied = res));
+    const saved = new Promise<void>((res, rej) => {
+      queue.push({ line, rec: copy, applied, resolve: res, reject: rej });
       if (!flushing) flushing = flushLoop().finally(() => (flushing = null));
     });
+    const inSection = section.getStore();
+    if (!inSection) return saved;
+    // The section waits for it; marked handled here so a failure between now and then is not an unhandled rejection.
+    saved.catch(() => undefined);
+    inSection.push(saved);
+    return Promise.race([appliedP, saved]);
+  }
+
+  function fail(err: AppError, waiting: Waiting[]): void {
+    broken = err;
+    for (const w of waiting) w.reject(err);
   }
 
   async function writeAll(fd: number, data: Buffer): Promise<void> {
@@ -574,23 +606,30 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     while (off < data.length) off += (await writeFd(fd, data, off, data.length - off, null)).bytesWritten;
   }
 
+  const ioError = (err: unknown) => {
+    const code = (err as NodeJS.ErrnoException).code ?? String(err);
+    log.error('write-ahead log write failed; the store is read-only until restart', { dir, error: code });
+    // Memory and disk may now disagree; refusing further writes is the only safe answer.
+    return new AppError('internal', `Tierline could not write its data directory ${dir} (${code}); the last changes were not saved and the store stopped accepting more. Free disk space or fix permissions, then restart Tierline.`);
+  };
+
   async function flushLoop(): Promise<void> {
     // Let the callers of this tick join the first group.
     await Promise.resolve();
-    while (queue.length) {
-      if (wantCompact && !compacting) startCompaction();
+    while (queue.length && !broken) {
+      if (wantCompact && !compacting) {
+        // The log file is switched between two writes, with everything written so far flushed.
+        while (syncing) await syncing;
+        if (broken) return;
+        startCompaction();
+      }
       const group = queue;
       queue = [];
       const data = Buffer.from(group.map((w) => w.line).join(''), 'utf8');
       try {
         await writeAll(walFd, data);
-        await datasyncFd(walFd);
       } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code ?? String(err);
-        // Memory and disk may now disagree about this group; refusing further writes is the only safe answer.
-        broken = new AppError('internal', `Tierline could not write its data directory ${dir} (${code}); the last changes were not saved and the store stopped accepting more. Free disk space or fix permissions, then restart Tierline.`);
-        log.error('write-ahead log write failed; the store is read-only until restart', { dir, error: code });
-        for (const w of [...group, ...queue]) w.reject(broken);
+        fail(ioError(err), [...group, ...queue]);
         queue = [];
         return;
       }
@@ -599,17 +638,45 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
       for (const w of group) {
         try {
           applyRecord(w.rec);
-          lastApplied = w.rec.n;
+          if (w.rec.op === 'commit') {
+            for (const j of w.rec.b.jobs ?? []) unsaved.add(`j:${j.id}`);
+            for (const t of w.rec.b.timers ?? []) unsaved.add(`t:${t.id}`);
+          }
         } catch (err) {
           // checkBatch makes this unreachable for commits; if it happens, the log holds the record and a restart applies it.
           log.error('could not apply a logged change in memory', { n: w.rec.n, op: w.rec.op, error: err instanceof Error ? err.message : String(err) });
-          lastApplied = w.rec.n;
+        }
+        lastApplied = w.rec.n;
+        w.applied();
+      }
+      unsynced.push(...group);
+      if (!syncing) syncing = syncLoop().finally(() => (syncing = null));
+      if ((walBytes >= compactWalBytes || walRecords >= compactWalRecords) && walBytes >= liveBytes) wantCompact = true;
+    }
+    if (wantCompact && !compacting && !broken && !syncing) startCompaction();
+  }
+
+  async function syncLoop(): Promise<void> {
+    while (unsynced.length) {
+      const group = unsynced;
+      unsynced = [];
+      try {
+        await datasyncFd(walFd);
+      } catch (err) {
+        fail(broken ?? ioError(err), [...group, ...unsynced, ...queue]);
+        unsynced = [];
+        queue = [];
+        return;
+      }
+      for (const w of group) {
+        if (w.rec.op === 'commit') {
+          for (const j of w.rec.b.jobs ?? []) unsaved.delete(`j:${j.id}`);
+          for (const t of w.rec.b.timers ?? []) unsaved.delete(`t:${t.id}`);
         }
         w.resolve();
       }
-      if ((walBytes >= compactWalBytes || walRecords >= compactWalRecords) && walBytes >= liveBytes) wantCompact = true;
     }
-    if (wantCompact && !compacting && !broken) startCompaction();
+    if (wantCompact && !compacting && !broken && !flushing) startCompaction();
   }
 
   // ------------------------------------------------------------ compaction
@@ -719,12 +786,12 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
       .catch((err: unknown) => log.warn('compaction failed; the write-ahead log keeps every change and compaction is tried again', { dir, error: err instanceof Error ? err.message : String(err) }))
       .finally(() => {
         compacting = null;
-        if (wantCompact && !flushing && !broken && !closed) startCompaction();
+        if (wantCompact && quiet() && !broken && !closed) startCompaction();
       });
   }
 
   async function idle(): Promise<void> {
-    while (flushing || compacting) await (flushing ?? compacting);
+    while (flushing || syncing || compacting) await (flushing ?? syncing ?? compacting);
   }
 
   async function compactNow(): Promise<void> {
@@ -743,7 +810,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
           if (!due) for (const t of live.values()) if (!isOpenTicket(t) && (t.resolvedAt ?? t.updatedAt) < now - retentionMs) due = true;
           if (!due) return;
           wantCompact = true;
-          if (!flushing && !compacting) startCompaction();
+          if (quiet() && !compacting) startCompaction();
         }, compactEveryMs)
       : null;
   timer?.unref();
@@ -946,16 +1013,28 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     },
 
     exclusive<T>(fn: () => Promise<T>): Promise<T> {
-      const run = chain.then(fn, fn);
+      // Sections take turns; each resolves once what it wrote is saved (see the log writer).
+      const writes: Promise<void>[] = [];
+      const inTurn = () => section.run(writes, fn);
+      const run = chain.then(inTurn, inTurn);
       chain = run.catch(() => undefined);
-      return run;
+      return run.then(
+        async (v) => {
+          await Promise.all(writes);
+          return v;
+        },
+        async (err: unknown) => {
+          await Promise.allSettled(writes);
+          throw err;
+        },
+      );
     },
 
     async claimJobs(now, limit, leaseMs) {
       guard();
       if (limit <= 0) return [];
       const due: Job[] = [];
-      for (const j of jobs.values()) if (j.status === 'pending' && j.nextAt <= now && j.leaseUntil <= now) due.push(j);
+      for (const j of jobs.values()) if (j.status === 'pending' && j.nextAt <= now && j.leaseUntil <= now && !(unsaved.size && unsaved.has(`j:${j.id}`))) due.push(j);
       due.sort((a, b) => a.nextAt - b.nextAt || a.createdAt - b.createdAt);
       const out = due.slice(0, limit);
       // Leases live in memory only: one process owns the directory, and opening clears them.
@@ -1001,7 +1080,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
       const due: Timer[] = [];
       let earliest = Infinity;
       for (const t of timers.values()) {
-        if (t.at <= now) due.push(t);
+        if (t.at <= now && !(unsaved.size && unsaved.has(`t:${t.id}`))) due.push(t);
         if (t.at < earliest) earliest = t.at;
       }
       earliestTimer = earliest;
