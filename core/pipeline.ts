@@ -52,6 +52,12 @@ export type PipelineOptions = {
   offlineGraceMs: number;
 };
 
+/**
+ * Marking a step done after its side effect need not wait for the disk: if a crash loses the mark, the step runs
+ * again and its side effect is idempotent (random ids, upserts by key). It takes a flush off every step's time.
+ */
+const DONE_AFTER_SIDE_EFFECT = { awaitFlush: false } as const;
+
 const DEFAULTS: PipelineOptions = { maxAttempts: 8, backoffBaseMs: 1_000, backoffMaxMs: 5 * 60_000, leaseMs: 10 * 60_000, batchSize: 32, maxInFlight: 256, offlineGraceMs: 2 * 60_000 };
 
 export type PipelineDeps = {
@@ -120,8 +126,8 @@ export function createPipeline(deps: PipelineDeps) {
     return out;
   }
 
-  async function commit(batch: Batch): Promise<void> {
-    await store.commit(batch);
+  async function commit(batch: Batch, opts?: { awaitFlush?: boolean }): Promise<void> {
+    await store.commit(batch, opts);
     if (batch.jobs?.length) deps.wake?.();
   }
 
@@ -416,7 +422,7 @@ export function createPipeline(deps: PipelineDeps) {
       if (err instanceof AppError && err.code === 'topic_gone') await recreateTopic(t.key, t.topic.topicId);
       throw err;
     }
-    await commit({ completeJobs: [j.id] });
+    await commit({ completeJobs: [j.id] }, DONE_AFTER_SIDE_EFFECT);
   }
 
   /** A topic that still needs messages was deleted: open a new one (once, however many sends hit the gap). */
@@ -441,7 +447,7 @@ export function createPipeline(deps: PipelineDeps) {
     if (!e) throw new AppError('not_found', `History entry ${entryKey} is missing from the store.`);
     const router = await currentRouter();
     await crmOf(t.ref).writeBack(t.ref, { entry: e, fields: routingFields(t, router), companyId: t.companyId });
-    await commit({ completeJobs: [j.id] });
+    await commit({ completeJobs: [j.id] }, DONE_AFTER_SIDE_EFFECT);
   }
 
   /** The current outcome as reps see it on the record. Always from the latest state, so a late retry is not stale. */
@@ -473,7 +479,7 @@ export function createPipeline(deps: PipelineDeps) {
         if (!(err instanceof AppError && err.code === 'topic_gone')) throw err;
       }
     }
-    await commit({ completeJobs: [j.id] });
+    await commit({ completeJobs: [j.id] }, DONE_AFTER_SIDE_EFFECT);
   }
 
   // ------------------------------------------------------------------ Telegram events
@@ -493,6 +499,7 @@ export function createPipeline(deps: PipelineDeps) {
       if (t && e.kind === 'message') await onTopicMessage(t.key, e);
       if (t && e.kind === 'topic_closed') await resolve(t.key, e.at, 'topic closed in Telegram');
     }
+    // Awaited: replaying an agent's command (/reassign, /escalate) would act on it twice.
     await commit({ completeJobs: [j.id] });
   }
 

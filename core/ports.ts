@@ -300,7 +300,11 @@ export interface Store {
   openTicketsPerGroup(): Promise<Record<string, number>>;
   counters(): Promise<Counters>;
 
-  commit(batch: Batch): Promise<void>;
+  /**
+   * awaitFlush false: may resolve once the change is visible, before it is on disk; a crash can lose it, so only for
+   * changes whose loss merely repeats an idempotent step (marking a step done after its side effect).
+   */
+  commit(batch: Batch, opts?: { awaitFlush?: boolean }): Promise<void>;
   /** Runs fn exclusively against other routing decisions (counters read and changed as one). */
   exclusive<T>(fn: () => Promise<T>): Promise<T>;
 

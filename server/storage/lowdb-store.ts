@@ -574,7 +574,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
   const closedError = () => new AppError('internal', `The store in ${dir} is closed; this is a shutdown-order bug.`);
   const quiet = () => !flushing && !syncing;
 
-  function submit(rec: NewRecord): Promise<void> {
+  function submit(rec: NewRecord, awaitFlush = true): Promise<void> {
     if (broken) return Promise.reject(broken);
     if (closed) return Promise.reject(closedError());
     const full = { n: ++lastSeq, ...rec } as WalRecord;
@@ -589,10 +589,11 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
       if (!flushing) flushing = flushLoop().finally(() => (flushing = null));
     });
     const inSection = section.getStore();
-    if (!inSection) return saved;
-    // The section waits for it; marked handled here so a failure between now and then is not an unhandled rejection.
+    if (!inSection && awaitFlush) return saved;
+    // The section waits for it (or nobody: the caller accepts losing it in a crash); marked handled here so a failure
+    // between now and then is not an unhandled rejection.
     saved.catch(() => undefined);
-    inSection.push(saved);
+    inSection?.push(saved);
     return Promise.race([appliedP, saved]);
   }
 
@@ -997,7 +998,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
       return copyCounters(counters);
     },
 
-    async commit(batch) {
+    async commit(batch, opts) {
       guard();
       checkBatch(batch);
       const b: Batch = {};
@@ -1009,7 +1010,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
       if (batch.history?.length) b.history = batch.history;
       if (batch.counters?.length) b.counters = batch.counters;
       if (Object.keys(b).length === 0) return;
-      await submit({ op: 'commit', now: clock.now(), b });
+      await submit({ op: 'commit', now: clock.now(), b }, opts?.awaitFlush ?? true);
     },
 
     exclusive<T>(fn: () => Promise<T>): Promise<T> {

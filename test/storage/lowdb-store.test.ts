@@ -281,6 +281,20 @@ describe('lowdb store on disk', () => {
     expect(await s.tickets({ status: 'assigned' })).toHaveLength(2_000);
   });
 
+  it('marks steps done without waiting for the flush when asked, and the mark is on disk once the store is idle', async () => {
+    const s = (await open()) as LowdbStore;
+    await s.commit({ tickets: [ticket('hubspot:42:1')], jobs: [job('post:hubspot:42:1', { ticketKey: 'hubspot:42:1' })] });
+    expect(await s.pendingJobs()).toBe(1);
+    await s.commit({ completeJobs: ['post:hubspot:42:1'] }, { awaitFlush: false });
+    expect(await s.pendingJobs()).toBe(0);
+    await s.close();
+    stores.pop();
+    const again = await open();
+    expect(await again.pendingJobs()).toBe(0);
+    await again.commit({ jobs: [job('post:hubspot:42:1', { ticketKey: 'hubspot:42:1' })] });
+    expect(await again.pendingJobs()).toBe(0);
+  });
+
   it('drops a torn last line of the log (never acknowledged) and keeps the rest', async () => {
     const s = await open();
     await s.commit({ tickets: [ticket('hubspot:42:1')] });
