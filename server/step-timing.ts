@@ -9,7 +9,7 @@ import type { Registry } from './metrics.ts';
 type StepContext = { active: number; since: number; upstreamMs: number };
 
 /** pickupMs: gaps between a ticket's intake and steps in which none of them was running (scheduling). */
-export type TicketTiming = { steps: number; ownMs: number; upstreamMs: number; pickupMs: number; intakeMs: number };
+export type TicketTiming = { steps: number; ownMs: number; upstreamMs: number; pickupMs: number; intakeMs: number; ownByStep: Record<string, number> };
 
 export type StepTiming = {
   /**
@@ -49,7 +49,7 @@ export function createStepTiming(metrics: Registry): StepTiming {
   };
 
   const entry = (key: string): TicketTiming => {
-    const t = tickets.get(key) ?? { steps: 0, ownMs: 0, upstreamMs: 0, pickupMs: 0, intakeMs: 0 };
+    const t = tickets.get(key) ?? { steps: 0, ownMs: 0, upstreamMs: 0, pickupMs: 0, intakeMs: 0, ownByStep: {} };
     tickets.delete(key);
     tickets.set(key, t);
     if (tickets.size > KEEP_TICKETS) {
@@ -133,6 +133,7 @@ export function createStepTiming(metrics: Registry): StepTiming {
         const t = entry(job.ticketKey);
         t.steps++;
         t.ownMs += own;
+        t.ownByStep[job.kind] = (t.ownByStep[job.kind] ?? 0) + own;
         t.upstreamMs += ctx.upstreamMs;
         t.pickupMs += pickupMs;
       }

@@ -94,8 +94,10 @@ function send(res: ServerResponse, status: number, value: unknown): void {
  * Serves a sandbox world on 127.0.0.1 (ephemeral port) to connections from other processes. A connection that has
  * not polled for idleMs (its process died) is dropped from the world.
  */
-export async function serveTelegramSandbox(sandbox: TelegramSandbox, opts: { idleMs?: number; pollMs?: number } = {}): Promise<TelegramSandboxServer> {
+export async function serveTelegramSandbox(sandbox: TelegramSandbox, opts: { idleMs?: number; pollMs?: number; latencyMs?: number } = {}): Promise<TelegramSandboxServer> {
   const idleMs = opts.idleMs ?? 10_000;
+  // Added to every answer, as SandboxConnection's latencyMs does in-process (the end-to-end benchmark's slow upstream).
+  const latencyMs = opts.latencyMs ?? 0;
   const pollMs = opts.pollMs ?? 15_000;
   const conns = new Map<string, { viewer: HostedViewer; host: ReturnType<TelegramSandbox['host']> }>();
   const counts = { connections: 0, requests: 0, updates: 0, lostUpdates: 0 };
@@ -157,7 +159,9 @@ export async function serveTelegramSandbox(sandbox: TelegramSandbox, opts: { idl
       if (req.method === 'POST' && what === 'invoke') {
         const requests = (JSON.parse(await body(req)) as { requests: string[] }).requests;
         const c = connection(id, as);
-        return send(res, 200, { answers: requests.map((r) => answer(c, r)) });
+        const answers = requests.map((r) => answer(c, r));
+        if (latencyMs > 0) await new Promise((ok) => setTimeout(ok, latencyMs));
+        return send(res, 200, { answers });
       }
       if (req.method === 'GET' && what === 'updates') {
         const c = connection(id, as);

@@ -1,0 +1,39 @@
+// The service the end-to-end bench measures: `npm start` in sandbox mode on the lowdb store, in a process of its own.
+// The sandboxes (with their added upstream latency), the load and the watchers live in the bench process, so the
+// resident memory and the event loop measured here are Tierline's alone, as an operator's service would be.
+//
+//   node service-proc.ts <json BenchServiceOptions>   prints "ready <url>", answers questions over IPC, stops on SIGTERM.
+//
+// IPC: {id, ask: 'timing', keys} -> {id, timing: {key: TicketTiming}}; {id, ask: 'routed'} -> {id, routed}.
+import { loadEnv } from '../../server/env.ts';
+import { silentLogger } from '../../server/logger.ts';
+import { startService, type ExternalSandboxes } from '../../server/service.ts';
+
+export type BenchServiceOptions = { dataDir: string; port: number; adminToken: string; secretsKey: string; external: ExternalSandboxes };
+export type BenchQuestion = { id: number; ask: 'timing'; keys: string[] } | { id: number; ask: 'routed' };
+
+const o = JSON.parse(process.argv[2]!) as BenchServiceOptions;
+const url = `http://127.0.0.1:${o.port}`;
+const env = loadEnv({ DATA_DIR: o.dataDir, PORT: String(o.port), HOST: '127.0.0.1', PUBLIC_URL: url, ADMIN_TOKEN: o.adminToken, SECRETS_KEY: o.secretsKey, SAMPLE_TICKETS_PER_MINUTE: '0', LOG_LEVEL: 'error' });
+const service = await startService({ env, logger: silentLogger, simulatedAgents: false, sampleTicketsPerMinute: 0, external: o.external });
+process.stdout.write(`ready ${service.url}\n`);
+
+process.on('message', (m: BenchQuestion) => {
+  void (async () => {
+    if (m.ask === 'timing') process.send!({ id: m.id, timing: Object.fromEntries(m.keys.map((k) => [k, service.timing.ticket(k) ?? null])) });
+    else process.send!({ id: m.id, routed: (await service.store.tickets({})).filter((t) => t.routedAt).length });
+  })();
+});
+
+let stopping = false;
+process.on('SIGTERM', () => {
+  if (stopping) return;
+  stopping = true;
+  service.stop().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      process.stderr.write(`stop failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+});
