@@ -321,7 +321,11 @@ export interface Store {
 
   /** Small keyed records for connectors: encrypted tokens, OAuth state, replay ids, channel access hashes. */
   kvGet<T = unknown>(ns: string, key: string): Promise<T | null>;
-  kvPut(ns: string, key: string, value: unknown): Promise<void>;
+  /**
+   * ttlMs: the record may be forgotten after this long (a connector's idempotency record of finished work, useful
+   * only while that work could still be retried); once expired, kvGet and kvList no longer return it.
+   */
+  kvPut(ns: string, key: string, value: unknown, opts?: { ttlMs?: number }): Promise<void>;
   kvDelete(ns: string, key: string): Promise<boolean>;
   kvList<T = unknown>(ns: string): Promise<{ key: string; value: T }[]>;
 

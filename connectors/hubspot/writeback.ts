@@ -5,6 +5,7 @@
 // after it, and a marker in the note body, so a retry after a crash in between finds the note instead of adding one.
 import { AppError } from '../../core/errors.ts';
 import type { Clock, Logger, Store } from '../../core/ports.ts';
+import { FINISHED_WORK_TTL_MS } from '../shared/retention.ts';
 import { missingIds, NS, type HsErrorDetails, type PortalSession } from './client.ts';
 import { noteMarker } from './mapper.ts';
 
@@ -98,7 +99,7 @@ export function createWriter(o: { session: () => PortalSession; portalId: string
         try {
           const found = await findNote(i.ticketId, i.entryKey);
           if (found) {
-            await store.kvPut(NS.notes, i.entryKey, { status: 'done', noteId: found, ticketId: i.ticketId, at: clock.now() } satisfies NoteRecord);
+            await store.kvPut(NS.notes, i.entryKey, { status: 'done', noteId: found, ticketId: i.ticketId, at: clock.now() } satisfies NoteRecord, { ttlMs: FINISHED_WORK_TTL_MS });
             continue;
           }
         } catch (e) {
@@ -126,7 +127,7 @@ export function createWriter(o: { session: () => PortalSession; portalId: string
         for (const i of part) {
           // Results come in no particular order: match them by trace id, or by the marker in the body.
           const hit = (r.results ?? []).find((n) => n.objectWriteTraceId === i.entryKey || (n.properties?.hs_note_body ?? '').includes(noteMarker(i.entryKey)));
-          await store.kvPut(NS.notes, i.entryKey, { status: 'done', noteId: hit?.id ?? null, ticketId: i.ticketId, at: clock.now() } satisfies NoteRecord);
+          await store.kvPut(NS.notes, i.entryKey, { status: 'done', noteId: hit?.id ?? null, ticketId: i.ticketId, at: clock.now() } satisfies NoteRecord, { ttlMs: FINISHED_WORK_TTL_MS });
         }
       } catch (e) {
         for (const i of part) failed.set(i, e);

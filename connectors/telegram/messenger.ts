@@ -3,6 +3,7 @@
 // caller's random_id (recorded before the call, looked up again if a retry finds it pending), messages by random_id.
 import { AppError } from '../../core/errors.ts';
 import { fnv64 } from '../../core/ids.ts';
+import { FINISHED_WORK_TTL_MS } from '../shared/retention.ts';
 import type { CreateTopicRequest, Mention, MessengerPort, PostRequest, TopicRef } from '../../core/ports.ts';
 import { Api, bigId, rpcName, toAppError } from './client.ts';
 import { call, userName, type Ctx } from './context.ts';
@@ -126,8 +127,8 @@ export function createMessenger(getCtx: () => Ctx, linker: () => Linker): Messen
       const prior = await ctx.store.kvGet<TopicRecord>(NS_TOPICS, randomId);
       const ref = (topicId: number): TopicRef => ({ groupId: req.groupId, topicId, link: topicLink(ch.channelId, topicId) });
       const done = async (rec: TopicRecord, topicId: number) => {
-        await ctx.store.kvPut(NS_CLAIMS, `${ch.channelId}/${topicId}`, randomId);
-        await ctx.store.kvPut(NS_TOPICS, randomId, { ...rec, topicId });
+        await ctx.store.kvPut(NS_CLAIMS, `${ch.channelId}/${topicId}`, randomId, { ttlMs: FINISHED_WORK_TTL_MS });
+        await ctx.store.kvPut(NS_TOPICS, randomId, { ...rec, topicId }, { ttlMs: FINISHED_WORK_TTL_MS });
         return ref(topicId);
       };
       if (prior?.topicId && prior.channelId === ch.channelId) return ref(prior.topicId);

@@ -62,6 +62,11 @@ export type LowdbStoreOptions = {
    */
   closedTicketRetentionMs?: number;
   /**
+   * Caps the time to live of records put with one (kvPut ttlMs: connectors' idempotency records of finished work).
+   * The soak shortens it, as it shortens closedTicketRetentionMs, to reach its steady state within the run.
+   */
+  expiringRecordsMaxMs?: number;
+  /**
    * Compact once the log holds this many bytes (default 4 MiB) or records (default 20,000), and at least as many
    * bytes as the live file: rewriting the live file costs its size, so tying it to the log written since keeps the
    * cost per change constant however many tickets are live (a fixed threshold rewrote a large live file every few
@@ -100,7 +105,7 @@ type WalRecord =
   | { n: number; op: 'inbound'; at: number; keys: string[] }
   | { n: number; op: 'fail'; id: string; error: string; retryAt: number | null }
   | { n: number; op: 'retry'; id: string; now: number }
-  | { n: number; op: 'kvput'; ns: string; key: string; value: unknown }
+  | { n: number; op: 'kvput'; ns: string; key: string; value: unknown; expiresAt?: number }
   | { n: number; op: 'kvdel'; ns: string; key: string };
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -117,7 +122,7 @@ type LiveFile = {
   jobs: Job[];
   timers: Timer[];
   counters: Counters;
-  kv: { ns: string; key: string; value: unknown }[];
+  kv: { ns: string; key: string; value: unknown; expiresAt?: number }[];
   /** Kept empty: these live in the dated history files (the keys are here so tools reading the file see a store). */
   inbound: [string, number][];
   doneJobs: [string, number][];
@@ -134,7 +139,7 @@ const LiveFileSchema = z.object({
   jobs: z.array(z.object({ id: z.string(), status: z.enum(['pending', 'dead']), nextAt: z.number(), createdAt: z.number() }).passthrough()),
   timers: z.array(z.object({ id: z.string(), at: z.number() }).passthrough()),
   counters: z.object({ status: z.record(z.string(), z.string()), load: z.record(z.string(), z.number()), rr: z.record(z.string(), z.number()), rotation: z.record(z.string(), z.number()), waiting: z.record(z.string(), z.record(z.string(), z.number())) }),
-  kv: z.array(z.object({ ns: z.string(), key: z.string(), value: z.unknown() })),
+  kv: z.array(z.object({ ns: z.string(), key: z.string(), value: z.unknown(), expiresAt: z.number().optional() })),
   inbound: z.array(z.tuple([z.string(), z.number()])).default([]),
   doneJobs: z.array(z.tuple([z.string(), z.number()])).default([]),
   history: z.array(z.unknown()).default([]),
@@ -249,6 +254,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
   const clock = opts.clock;
   const log = opts.logger ?? silent;
   const retentionMs = opts.closedTicketRetentionMs ?? 3600_000;
+  const expiringCapMs = opts.expiringRecordsMaxMs ?? Infinity;
   const compactWalBytes = opts.compactWalBytes ?? 4 << 20;
   const compactWalRecords = opts.compactWalRecords ?? 20_000;
   const compactEveryMs = opts.compactEveryMs ?? 5 * 60_000;
@@ -269,6 +275,13 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
   const openGroups = new Map<string, string>();
   let counters: Counters = emptyCounters();
   const kv = new Map<string, Map<string, unknown>>();
+  const kvId = (ns: string, key: string) => `${ns}\u0000${key}`;
+  /** When records put with a time to live expire (ns\0key -> time); they are dropped at the next compaction. */
+  const kvExpiry = new Map<string, number>();
+  const expired = (ns: string, key: string) => {
+    const at = kvExpiry.size ? kvExpiry.get(kvId(ns, key)) : undefined;
+    return at !== undefined && at <= clock.now();
+  };
   const index = new HistoryIndex();
   const files: string[] = [];
   const fileIds = new Map<string, number>();
@@ -409,10 +422,13 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
         let m = kv.get(r.ns);
         if (!m) kv.set(r.ns, (m = new Map()));
         m.set(r.key, r.value === undefined ? null : r.value);
+        if (r.expiresAt !== undefined) kvExpiry.set(kvId(r.ns, r.key), r.expiresAt);
+        else kvExpiry.delete(kvId(r.ns, r.key));
         return;
       }
       case 'kvdel':
         kv.get(r.ns)?.delete(r.key);
+        kvExpiry.delete(kvId(r.ns, r.key));
         return;
     }
   }
@@ -473,7 +489,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     for (const t of f.timers) timers.set(t.id, t);
     earliestTimer = null;
     counters = f.counters;
-    for (const r of f.kv) applyRecord({ n: 0, op: 'kvput', ns: r.ns, key: r.key, value: r.value });
+    for (const r of f.kv) applyRecord({ n: 0, op: 'kvput', ns: r.ns, key: r.key, value: r.value, ...(r.expiresAt !== undefined ? { expiresAt: r.expiresAt } : {}) });
     for (const [k, at] of f.inbound ?? []) inbound.set(k, Math.max(at, inbound.get(k) ?? -Infinity));
     for (const [k, at] of f.doneJobs ?? []) doneJobs.set(k, Math.max(at, doneJobs.get(k) ?? -Infinity));
     for (const h of (f.history ?? []) as HistoryEntry[]) index.add(h, null);
@@ -696,7 +712,19 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     for (const t of live.values()) if (!isOpenTicket(t) && (t.resolvedAt ?? t.updatedAt) < now - retentionMs) rotating.push(t);
     const leaving = new Set(rotating.map((t) => t.key));
     const kvRows: LiveFile['kv'] = [];
-    for (const [ns, m] of kv) for (const [key, value] of m) kvRows.push({ ns, key, value });
+    for (const [ns, m] of kv) {
+      for (const [key, value] of m) {
+        // Expired records are dropped here, so the live file holds only what may still be asked for.
+        const id = kvId(ns, key);
+        const exp = kvExpiry.get(id);
+        if (exp !== undefined && exp <= now) {
+          m.delete(key);
+          kvExpiry.delete(id);
+          continue;
+        }
+        kvRows.push(exp === undefined ? { ns, key, value } : { ns, key, value, expiresAt: exp });
+      }
+    }
     // Records are replaced, never changed in place, once stored (jobs excepted: copied), so these references stay
     // as they are now until the file is written.
     const snapshot: LiveFile = {
@@ -890,7 +918,6 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
   const inboundInFlight = new Map<string, number>();
   const retryInFlight = new Set<string>();
   const kvPutsInFlight = new Map<string, number>();
-  const kvId = (ns: string, key: string) => `${ns}\u0000${key}`;
   const bump = (m: Map<string, number>, k: string, d: number) => {
     const v = (m.get(k) ?? 0) + d;
     if (v > 0) m.set(k, v);
@@ -1103,15 +1130,17 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
 
     async kvGet<T>(ns: string, key: string) {
       const v = kv.get(ns)?.get(key);
-      return v === undefined || v === null ? null : (clone(v) as T);
+      if (v === undefined || v === null || expired(ns, key)) return null;
+      return clone(v) as T;
     },
 
-    async kvPut(ns, key, value) {
+    async kvPut(ns, key, value, opts) {
       guard();
       const id = kvId(ns, key);
       bump(kvPutsInFlight, id, 1);
       try {
-        await submit({ op: 'kvput', ns, key, value: value === undefined ? null : value });
+        const ttl = opts?.ttlMs === undefined ? undefined : Math.min(opts.ttlMs, expiringCapMs);
+        await submit({ op: 'kvput', ns, key, value: value === undefined ? null : value, ...(ttl !== undefined ? { expiresAt: clock.now() + ttl } : {}) });
       } finally {
         bump(kvPutsInFlight, id, -1);
       }
@@ -1126,7 +1155,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     },
 
     async kvList<T>(ns: string) {
-      return [...(kv.get(ns) ?? new Map<string, unknown>()).entries()].map(([key, value]) => ({ key, value: clone(value) as T }));
+      return [...(kv.get(ns) ?? new Map<string, unknown>()).entries()].filter(([key]) => !expired(ns, key)).map(([key, value]) => ({ key, value: clone(value) as T }));
     },
 
     async close() {
@@ -1174,7 +1203,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
       const ids = index.allIds();
       for (let i = 0; i < ids.length; i += 5_000) history.push(...(await loadEntries(ids.slice(i, i + 5_000))));
       const kvCopy = new Map<string, Map<string, unknown>>();
-      for (const [ns, m] of kv) kvCopy.set(ns, new Map([...m].map(([k, v]) => [k, clone(v)])));
+      for (const [ns, m] of kv) kvCopy.set(ns, new Map([...m].filter(([k]) => !expired(ns, k)).map(([k, v]) => [k, clone(v)])));
       return {
         configs: clone(configs),
         inbound: new Map(inbound),

@@ -89,6 +89,12 @@ export function createMemoryStore(opts: { clock?: Clock } = {}): Store {
   const clock = opts.clock ?? { now: () => Date.now() };
   const s = emptyState();
   let chain: Promise<unknown> = Promise.resolve();
+  /** Records put with a time to live: ns\0key -> when they expire. */
+  const kvExpiry = new Map<string, number>();
+  const expired = (ns: string, key: string) => {
+    const at = kvExpiry.size ? kvExpiry.get(`${ns}\u0000${key}`) : undefined;
+    return at !== undefined && at <= clock.now();
+  };
   // Pruning walks a whole map, so it runs at most once per (simulated) minute rather than on every call.
   const prunedAt = new Map<Map<string, number>, number>();
   const prune = (m: Map<string, number>, now: number) => {
@@ -202,18 +208,21 @@ export function createMemoryStore(opts: { clock?: Clock } = {}): Store {
     },
     async kvGet<T>(ns: string, key: string) {
       const v = s.kv.get(ns)?.get(key);
-      return v === undefined ? null : (clone(v) as T);
+      return v === undefined || expired(ns, key) ? null : (clone(v) as T);
     },
-    async kvPut(ns, key, value) {
+    async kvPut(ns, key, value, opts) {
       let m = s.kv.get(ns);
       if (!m) s.kv.set(ns, (m = new Map()));
       m.set(key, clone(value));
+      if (opts?.ttlMs !== undefined) kvExpiry.set(`${ns}\u0000${key}`, clock.now() + opts.ttlMs);
+      else kvExpiry.delete(`${ns}\u0000${key}`);
     },
     async kvDelete(ns, key) {
+      kvExpiry.delete(`${ns}\u0000${key}`);
       return s.kv.get(ns)?.delete(key) ?? false;
     },
     async kvList<T>(ns: string) {
-      return [...(s.kv.get(ns) ?? new Map<string, unknown>()).entries()].map(([key, value]) => ({ key, value: clone(value) as T }));
+      return [...(s.kv.get(ns) ?? new Map<string, unknown>()).entries()].filter(([key]) => !expired(ns, key)).map(([key, value]) => ({ key, value: clone(value) as T }));
     },
     async close() {},
   };

@@ -76,7 +76,10 @@ async function withService<T>(opts: { latencyMs?: number }, fn: (b: Bench) => Pr
   };
   const child: ChildProcess = spawn(process.execPath, [SERVICE, JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
   let err = '';
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => void (err = (err + d).slice(-5_000)));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    err = (err + d).slice(-5_000);
+    if (process.env.TIERLINE_BENCH_DEBUG) process.stderr.write(d);
+  });
   let peak = 0;
   const sampler = setInterval(() => void rssOf(child.pid!).then((b) => (peak = Math.max(peak, b))), 100);
   let asked = 0;

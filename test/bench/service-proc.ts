@@ -17,6 +17,13 @@ const url = `http://127.0.0.1:${o.port}`;
 const env = loadEnv({ DATA_DIR: o.dataDir, PORT: String(o.port), HOST: '127.0.0.1', PUBLIC_URL: url, ADMIN_TOKEN: o.adminToken, SECRETS_KEY: o.secretsKey, SAMPLE_TICKETS_PER_MINUTE: '0', LOG_LEVEL: 'error' });
 const service = await startService({ env, logger: silentLogger, simulatedAgents: false, sampleTicketsPerMinute: 0, external: o.external });
 process.stdout.write(`ready ${service.url}\n`);
+// With TIERLINE_BENCH_DEBUG, where the memory is (is a high RSS live data, or heap V8 has not returned?).
+if (process.env.TIERLINE_BENCH_DEBUG) {
+  setInterval(() => {
+    const m = process.memoryUsage();
+    process.stderr.write(`mem ${JSON.stringify(Object.fromEntries(Object.entries(m).map(([k, v]) => [k, Math.round(v / 1e6)])))}\n`);
+  }, 1_000).unref();
+}
 
 process.on('message', (m: BenchQuestion) => {
   void (async () => {

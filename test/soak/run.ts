@@ -6,8 +6,9 @@
 //
 //   npm run soak -- [--minutes 30] [--rate 50] [--faults 0.01] [--retention-minutes 5] [--sample-seconds 10]
 //
-// --retention-minutes: how long resolved tickets stay in the live file (the service default is 60); shorter lets a
-// run reach its steady state sooner. Warm-up is that long plus a minute (at most half the run). The history files
+// --retention-minutes: how long resolved tickets stay in the live file (the service default is 60), and the longest
+// the connectors' idempotency records of finished work are kept (default a day); shorter lets a run reach its steady
+// state sooner. Warm-up is that long plus a minute (at most half the run). The history files
 // grow with every entry by design (the audit trail); they are reported as bytes per ticket, not judged flat.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

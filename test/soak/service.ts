@@ -14,8 +14,9 @@ const o = JSON.parse(process.argv[2]!) as SoakServiceOptions;
 const env = loadEnv({ DATA_DIR: o.dataDir, PORT: '0', HOST: '127.0.0.1', PUBLIC_URL: o.publicUrl, ADMIN_TOKEN: o.adminToken, SECRETS_KEY: o.secretsKey, SAMPLE_TICKETS_PER_MINUTE: '0', LOG_LEVEL: 'warn' });
 const logger = createLogger({ level: 'warn', secrets: () => [o.adminToken, o.secretsKey], write: (line) => process.stderr.write(line + '\n') });
 const clock = { now: () => Date.now() };
-// The store as startService would open it, except for how long closed tickets stay in the live file.
-const store = await openLowdbStore({ dir: o.dataDir, clock, logger: logger.child({ component: 'store' }), closedTicketRetentionMs: o.closedTicketRetentionMs });
+// The store as startService would open it, except for how long closed tickets and the connectors' idempotency
+// records of finished work (a day by default) stay in the live file.
+const store = await openLowdbStore({ dir: o.dataDir, clock, logger: logger.child({ component: 'store' }), closedTicketRetentionMs: o.closedTicketRetentionMs, expiringRecordsMaxMs: o.closedTicketRetentionMs });
 const service = await startService({ env, logger, clock, store, simulatedAgents: false, sampleTicketsPerMinute: 0, external: o.external });
 process.stdout.write(`ready ${service.url}\n`);
 // The soak reads the heap alongside the RSS it samples from /proc (is growth live data or just an unreturned heap?).

@@ -487,6 +487,23 @@ export function runStoreContract(name: string, open: OpenStore): void {
         expect((await store.kvList('hubspot:tokens')).map((r) => r.key)).toEqual(['portal-43']);
       });
 
+      it('forgets a record put with a time to live once it expires, and keeps it across a restart until then', async (ctx) => {
+        await store.kvPut('telegram:topics', 'r-1', { topicId: 7 }, { ttlMs: HOUR });
+        await store.kvPut('telegram:topics', 'r-2', { topicId: 8 });
+        await store.kvPut('telegram:topics', 'r-3', { topicId: 9 }, { ttlMs: HOUR });
+        await store.kvPut('telegram:topics', 'r-3', { topicId: 9 }); // put again without one: kept for good
+        clock.advance(HOUR - 1);
+        expect(await store.kvGet('telegram:topics', 'r-1')).toEqual({ topicId: 7 });
+        if (handle.reopen) store = await reopened(() => ctx.skip());
+        expect(await store.kvGet('telegram:topics', 'r-1')).toEqual({ topicId: 7 });
+        clock.advance(1);
+        expect(await store.kvGet('telegram:topics', 'r-1')).toBeNull();
+        expect((await store.kvList('telegram:topics')).map((r) => r.key)).toEqual(['r-2', 'r-3']);
+        if (handle.reopen) store = await reopened(() => ctx.skip());
+        expect(await store.kvGet('telegram:topics', 'r-1')).toBeNull();
+        expect((await store.kvList('telegram:topics')).map((r) => r.key)).toEqual(['r-2', 'r-3']);
+      });
+
       it('keeps numbers, lists and nested records, and hands out copies', async () => {
         const v = { hashes: { '1001': '-8812', '1002': '77' }, list: [1, 2, 3], n: 0, flag: false, none: null };
         await store.kvPut('telegram:hashes', 'acct', v);

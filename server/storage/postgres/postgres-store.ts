@@ -89,6 +89,7 @@ const byJobOrder = (a: JobRow, b: JobRow) => a.next_at - b.next_at || a.created_
 /** Opens (and by default migrates) the PostgreSQL store. */
 export async function openPostgresStore(opts: PostgresStoreOptions): Promise<PostgresStore> {
   const clock = opts.clock ?? { now: () => Date.now() };
+  let kvPrunedAt = -Infinity;
   const log = opts.logger;
   const instanceId = opts.instanceId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   const describe = describeDatabase(opts.url);
@@ -506,12 +507,19 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
     },
 
     async kvGet<T>(ns: string, key: string) {
-      const r = await q<{ value: T | null }>('reading a connector record', 'SELECT value FROM kv WHERE ns = $1 AND key = $2', [ns, key]);
+      const r = await q<{ value: T | null }>('reading a connector record', 'SELECT value FROM kv WHERE ns = $1 AND key = $2 AND (expires_at IS NULL OR expires_at > $3)', [ns, key, clock.now()]);
       return r.rows[0]?.value ?? null;
     },
 
-    async kvPut(ns, key, value) {
-      await q('saving a connector record', 'INSERT INTO kv (ns, key, value) VALUES ($1, $2, $3::json) ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value', [ns, key, value === undefined ? null : JSON.stringify(value)]);
+    async kvPut(ns, key, value, opts) {
+      const now = clock.now();
+      const expiresAt = opts?.ttlMs === undefined ? null : now + opts.ttlMs;
+      await q('saving a connector record', 'INSERT INTO kv (ns, key, value, expires_at) VALUES ($1, $2, $3::json, $4) ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at', [ns, key, value === undefined ? null : JSON.stringify(value), expiresAt]);
+      // Expired records go in passing, at most once a minute per instance.
+      if (expiresAt !== null && now - kvPrunedAt >= 60_000) {
+        kvPrunedAt = now;
+        await q('deleting expired connector records', 'DELETE FROM kv WHERE expires_at <= $1', [now]);
+      }
     },
 
     async kvDelete(ns, key) {
@@ -520,7 +528,7 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
     },
 
     async kvList<T>(ns: string) {
-      const r = await q<{ key: string; value: T }>('listing connector records', 'SELECT key, value FROM kv WHERE ns = $1 ORDER BY n', [ns]);
+      const r = await q<{ key: string; value: T }>('listing connector records', 'SELECT key, value FROM kv WHERE ns = $1 AND (expires_at IS NULL OR expires_at > $2) ORDER BY n', [ns, clock.now()]);
       return r.rows.map((x) => ({ key: x.key, value: x.value }));
     },
 
