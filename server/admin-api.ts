@@ -28,6 +28,8 @@ type RouteDef = {
   summary: string;
   query?: z.ZodObject;
   body?: z.ZodType;
+  /** What the document shows for a body the handler validates itself (with the same schema, and cross-checks). */
+  documentedBody?: z.ZodType;
   response?: z.ZodType;
   handler: (c: Context, input: { query: Record<string, unknown>; body: unknown }) => Promise<Response>;
 };
@@ -60,6 +62,8 @@ export function createAdminApi(deps: AdminDeps): Hono {
     return v;
   };
 
+  // A mapping body is checked by its connector's schema (which one depends on the :crm in the path).
+  const mappingSchemas = Object.values(deps.mappings).map((m) => m.schema);
   const routes: RouteDef[] = [
     {
       method: 'get',
@@ -73,6 +77,7 @@ export function createAdminApi(deps: AdminDeps): Hono {
       path: '/config',
       summary: 'Replace the whole routing configuration (validated; the previous version is kept for rollback)',
       body: SaveBody,
+      documentedBody: SaveBody.extend({ config: RoutingConfigSchema }),
       response: VersionSchema,
       handler: async (c, { body }) => {
         const b = body as z.output<typeof SaveBody>;
@@ -84,6 +89,7 @@ export function createAdminApi(deps: AdminDeps): Hono {
       path: '/config/validate',
       summary: 'Check a configuration without saving it; lists every problem with its path',
       body: z.object({ config: z.unknown() }),
+      documentedBody: z.object({ config: RoutingConfigSchema }),
       response: z.object({ valid: z.boolean(), problems: z.array(z.object({ path: z.string(), message: z.string() })) }),
       handler: async (c, { body }) => {
         try {
@@ -123,6 +129,7 @@ export function createAdminApi(deps: AdminDeps): Hono {
         path: `/${section}`,
         summary: `Replace the ${section} (the whole configuration is re-validated)`,
         body: z.unknown(),
+        documentedBody: SECTIONS[section],
         response: VersionSchema,
         handler: async (c, { body }) => {
           const v = await current();
@@ -148,6 +155,7 @@ export function createAdminApi(deps: AdminDeps): Hono {
       path: '/mappings/:crm/:account',
       summary: 'Replace the field mapping of a HubSpot portal or Salesforce org',
       body: z.unknown(),
+      ...(mappingSchemas.length ? { documentedBody: mappingSchemas.length === 1 ? mappingSchemas[0]! : z.union(mappingSchemas as [z.ZodType, z.ZodType, ...z.ZodType[]]) } : {}),
       handler: async (c, { body }) => c.json(await mappingOf(param(c, 'crm')).put(param(c, 'account'), body)),
     },
     {
@@ -285,7 +293,7 @@ function openApi(routes: RouteDef[]) {
       summary: r.summary,
       security: [{ bearer: [] }],
       ...(params.length ? { parameters: params } : {}),
-      ...(r.body ? { requestBody: { required: true, content: { 'application/json': { schema: toSchema(r.body, 'input') } } } } : {}),
+      ...(r.body ? { requestBody: { required: true, content: { 'application/json': { schema: toSchema(r.documentedBody ?? r.body, 'input') } } } } : {}),
       responses: {
         200: { description: 'OK', content: { 'application/json': { schema: r.response ? toSchema(r.response, 'output') : {} } } },
         400: { description: 'Invalid input: the message names the field and the fix', content: { 'application/json': { schema: toSchema(ErrorSchema, 'output') } } },

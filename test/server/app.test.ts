@@ -135,5 +135,11 @@ describe('HTTP surface', () => {
     expect(doc.openapi).toBe('3.1.0');
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/api/v1/config', '/api/v1/rules', '/api/v1/history', '/api/v1/dead-letters/{id}/retry', '/api/v1/mappings/{crm}/{account}']));
     expect(JSON.stringify(doc.paths['/api/v1/rules']!.put!.requestBody ?? {})).not.toBe('{}');
+    // Bodies the handlers validate themselves are documented with the schemas they validate against.
+    const bodyOf = (path: string, method: string) => JSON.stringify((doc.paths[path]![method]!.requestBody as { content: { 'application/json': { schema: unknown } } }).content['application/json'].schema);
+    expect(bodyOf('/api/v1/rules', 'put')).toContain('"when"');
+    expect(bodyOf('/api/v1/agents', 'put')).toContain('"capacity"');
+    expect(bodyOf('/api/v1/config', 'put')).toContain('"queues"');
+    expect(bodyOf('/api/v1/mappings/{crm}/{account}', 'put')).not.toBe('{}');
   });
 });
