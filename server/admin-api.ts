@@ -156,7 +156,21 @@ export function createAdminApi(deps: AdminDeps): Hono {
       summary: 'Replace the field mapping of a HubSpot portal or Salesforce org',
       body: z.unknown(),
       ...(mappingSchemas.length ? { documentedBody: mappingSchemas.length === 1 ? mappingSchemas[0]! : z.union(mappingSchemas as [z.ZodType, z.ZodType, ...z.ZodType[]]) } : {}),
-      handler: async (c, { body }) => c.json(await mappingOf(param(c, 'crm')).put(param(c, 'account'), body)),
+      handler: async (c, { body }) => c.json(await mappingOf(param(c, 'crm')).put(param(c, 'account'), body, { author: author(c), note: c.req.header('x-tierline-note')?.slice(0, 200) ?? '' })),
+    },
+    {
+      method: 'get',
+      path: '/mappings/:crm/:account/versions',
+      summary: 'Saved versions of a field mapping, newest first (version 0 is the one in force before the first change)',
+      response: z.array(z.object({ version: z.number().int(), savedAt: z.number(), author: z.string(), note: z.string() })),
+      handler: async (c) => c.json(await mappingOf(param(c, 'crm')).versions(param(c, 'account'))),
+    },
+    {
+      method: 'post',
+      path: '/mappings/:crm/:account/rollback',
+      summary: 'Make an earlier version of a field mapping current again (saved as a new version)',
+      body: z.object({ version: z.number().int().min(0) }),
+      handler: async (c, { body }) => c.json(await mappingOf(param(c, 'crm')).rollback(param(c, 'account'), (body as { version: number }).version, author(c))),
     },
     {
       method: 'get',

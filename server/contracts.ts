@@ -23,11 +23,20 @@ export interface ConnectorMappings {
   readonly schema: z.ZodType;
   /** The mapping in force for an account (the default when none was saved). */
   get(account: string): Promise<unknown>;
-  /** Validates (throws AppError invalid_input naming the field) and saves; returns the stored value. */
-  put(account: string, value: unknown): Promise<unknown>;
+  /**
+   * Validates (throws AppError invalid_input naming the field) and saves as a new version (the previous one stays
+   * available for rollback); returns the stored value.
+   */
+  put(account: string, value: unknown, meta?: { author?: string; note?: string }): Promise<unknown>;
   /** Accounts with a saved mapping or an install. */
   accounts(): Promise<string[]>;
+  /** Saved versions of an account's mapping, newest first. */
+  versions(account: string): Promise<MappingVersion[]>;
+  /** Makes an earlier version current again (saved as a new version); returns the stored value. */
+  rollback(account: string, version: number, author: string): Promise<unknown>;
 }
+
+export type MappingVersion = { version: number; savedAt: number; author: string; note: string };
 
 export interface CrmConnector {
   readonly id: 'hubspot' | 'salesforce';

@@ -13,6 +13,7 @@ export const NS = {
   installs: 'hubspot:installs',
   state: 'hubspot:oauth-state',
   mappings: 'hubspot:mappings',
+  mappingVersions: 'hubspot:mapping-versions',
   notes: 'hubspot:notes',
   callbacks: 'hubspot:callbacks',
 } as const;

@@ -7,6 +7,7 @@ import { AppError } from '../../core/errors.ts';
 import type { Clock, CrmIntakePort, CrmPort, HistoryEntry, Intake, Logger, Store } from '../../core/ports.ts';
 import { TicketRefSchema, ticketKey, type TicketRef } from '../../core/segment.ts';
 import type { ConnectorHealth, ConnectorMappings, CrmConnector } from '../../server/contracts.ts';
+import { versionedMappings } from '../shared/mapping-versions.ts';
 import type { SecretBox } from '../shared/secrets.ts';
 import { cardData } from './card.ts';
 import { createClients, DEFAULT_TUNING, NS, type HubspotEnv, type StoredInstall, type Tuning } from './client.ts';
@@ -78,7 +79,7 @@ export async function createHubspotConnector(opts: HubspotConnectorOptions): Pro
     return a;
   }
 
-  const mappings: ConnectorMappings = {
+  const mappings: ConnectorMappings = versionedMappings({
     schema: HubspotMappingSchema,
     get: async (account) => mappingOf(normalisePortal(account)),
     async put(account, value) {
@@ -96,7 +97,7 @@ export async function createHubspotConnector(opts: HubspotConnectorOptions): Pro
       for (const m of await store.kvList(NS.mappings)) ids.add(m.key);
       return [...ids].sort();
     },
-  };
+  }, { store, clock, ns: NS.mappingVersions, normalise: normalisePortal });
 
   // ------------------------------------------------------------------ provisioning
 

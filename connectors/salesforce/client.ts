@@ -12,7 +12,7 @@ import { isSalesforceId, to18 } from './ids.ts';
 import { DirectAwareTransport } from './proxy.ts';
 import { API_VERSION } from './schema.ts';
 
-export const NS = { installs: 'salesforce:installs', state: 'salesforce:oauth-state', replay: 'salesforce:replay', mappings: 'salesforce:mappings' } as const;
+export const NS = { installs: 'salesforce:installs', state: 'salesforce:oauth-state', replay: 'salesforce:replay', mappings: 'salesforce:mappings', mappingVersions: 'salesforce:mapping-versions' } as const;
 
 export type SalesforceEnv = {
   clientId?: string | undefined;

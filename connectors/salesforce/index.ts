@@ -8,6 +8,7 @@ import type { Clock, CrmIntakePort, CrmPort, Intake, IntakeEvent, Logger, Store 
 import { createSalesforceIntake } from './intake.ts';
 import { TicketRefSchema, type TicketRef } from '../../core/segment.ts';
 import type { ConnectorHealth, ConnectorMappings, CrmConnector } from '../../server/contracts.ts';
+import { versionedMappings } from '../shared/mapping-versions.ts';
 import type { SecretBox } from '../shared/secrets.ts';
 import { createCdcSubscription } from './cdc.ts';
 import { createClients, DEFAULT_TUNING, NS, type SalesforceEnv, type Tuning } from './client.ts';
@@ -88,7 +89,7 @@ export async function createSalesforceConnector(opts: SalesforceConnectorOptions
     return defaultMapping();
   }
 
-  const mappings: ConnectorMappings = {
+  const mappings: ConnectorMappings = versionedMappings({
     schema: SalesforceMappingSchema,
     get: async (account) => mappingOf(normaliseOrg(account)),
     async put(account, value) {
@@ -108,7 +109,7 @@ export async function createSalesforceConnector(opts: SalesforceConnectorOptions
       for (const m of await store.kvList(NS.mappings)) orgs.add(m.key);
       return [...orgs].sort();
     },
-  };
+  }, { store, clock, ns: NS.mappingVersions, normalise: (a) => normaliseOrg(a) });
 
   function normaliseOrg(account: string): string {
     if (!isSalesforceId(account)) throw new AppError('invalid_input', `"${String(account).slice(0, 40)}" is not a Salesforce org id (15 or 18 characters, from Setup > Company Information).`);

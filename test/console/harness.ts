@@ -11,6 +11,8 @@ import { createConfigService } from '../../server/config-service.ts';
 import { silentLogger } from '../../server/logger.ts';
 import { SAMPLE_CONFIG } from '../../server/sandbox/sample-config.ts';
 import { harness } from '../pipeline/harness.ts';
+import { createMemoryStore } from '../../server/storage/memory-store.ts';
+import { versionedMappings } from '../../connectors/shared/mapping-versions.ts';
 import { seedOutcomes } from './fixtures.ts';
 
 export const TOKEN = 'console-test-token-0123456789abcdef';
@@ -20,13 +22,13 @@ export function fakeMappings(accounts: string[] = ['4242']): ConnectorMappings &
   const schema = z.object({ tier: z.string().min(1), lifetimeValue: z.string().min(1), language: z.string().min(1).optional() }).strict();
   const saved = new Map<string, unknown>();
   const def = { tier: 'tierline_tier', lifetimeValue: 'total_revenue' };
-  return {
+  const inner = {
     schema,
     saved,
-    async get(account) {
+    async get(account: string) {
       return saved.get(account) ?? def;
     },
-    async put(account, value) {
+    async put(account: string, value: unknown) {
       const r = schema.safeParse(value);
       if (!r.success) throw new AppError('invalid_input', `mapping field "${r.error.issues[0]!.path.join('.') || '(root)'}": ${r.error.issues[0]!.message}`);
       saved.set(account, r.data);
@@ -36,6 +38,8 @@ export function fakeMappings(accounts: string[] = ['4242']): ConnectorMappings &
       return [...new Set([...accounts, ...saved.keys()])];
     },
   };
+  // Versioned as the connectors' mappings are.
+  return { ...versionedMappings(inner, { store: createMemoryStore(), clock: { now: () => Date.now() }, ns: 'fake:mapping-versions', normalise: (a) => a }), saved };
 }
 
 /** The sandbox forum over the pipeline harness's Telegram stand-in: what the Telegram sandbox offers the console. */

@@ -200,7 +200,7 @@ ${ids.length ? sections : empty('No CRM connector is configured.', installHint(c
       return fail(`not valid JSON (${err instanceof Error ? err.message : String(err)}).`, 400);
     }
     try {
-      await m.put(account, value);
+      await m.put(account, value, { author: 'console', note: 'saved in the console' });
     } catch (err) {
       if (err instanceof AppError) return fail(err.message, 422);
       throw err;

@@ -205,3 +205,28 @@ describe('HubSpot: signed webhook -> routed -> written back', () => {
     expect(h.sb.ticket(t.id)!.properties.tierline_queue).toBe('Priority');
   });
 });
+
+describe('HubSpot: field mapping versions', () => {
+  it('keeps every replacement as a version, with the one in force before as version 0, and rolls back', async () => {
+    h = await startHarness({});
+    const m = h.connector.mappings;
+    const portal = h.sb.portalId;
+    const original = await m.get(portal);
+    await m.put(portal, { webhooks: { propertyChange: true, properties: ['subject'] } }, { author: 'api:ops', note: 'route on subject changes' });
+    await m.put(portal, { webhooks: { propertyChange: false } }, { author: 'console' });
+    expect((await m.versions(portal)).map((v) => [v.version, v.author, v.note])).toEqual([
+      [2, 'console', ''],
+      [1, 'api:ops', 'route on subject changes'],
+      [0, 'tierline', 'in force before the first change'],
+    ]);
+    await m.rollback(portal, 1, 'api:ops');
+    expect(await m.get(portal)).toMatchObject({ webhooks: { propertyChange: true, properties: ['subject'] } });
+    await m.rollback(portal, 0, 'api:ops');
+    expect(await m.get(portal)).toEqual(original);
+    expect((await m.versions(portal))[0]).toMatchObject({ version: 4, note: 'rollback to version 0' });
+    await expect(m.rollback(portal, 9, 'api:ops')).rejects.toThrow(/version 9 .* is not kept/);
+    // A rejected mapping is not a version.
+    await expect(m.put(portal, { webhooks: { propertyChange: 'yes' } })).rejects.toThrow(AppError);
+    expect(await m.versions(portal)).toHaveLength(5);
+  });
+});
