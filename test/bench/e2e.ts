@@ -9,6 +9,7 @@
 //  3. The service process's resident memory, sampled throughout (from /proc, as `ps` shows it).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -27,6 +28,8 @@ const pct = (xs: number[], p: number) => (xs.length ? [...xs].sort((a, b) => a -
 const r2 = (x: number) => Math.round(x * 100) / 100;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const SERVICE = fileURLToPath(new URL('./service-proc.ts', import.meta.url));
+/** The Node flags `npm start` runs the service with (package.json), so the bench measures the service as shipped. */
+const START_FLAGS = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } }).scripts.start.split(/\s+/).filter((x) => x.startsWith('--'));
 
 async function freePort(): Promise<number> {
   const srv = createServer();
@@ -74,7 +77,7 @@ async function withService<T>(opts: { latencyMs?: number }, fn: (b: Bench) => Pr
     secretsKey: randomBytes(32).toString('base64'),
     external: { hubspot: { url: hubspot.url, accessToken: hubspot.accessToken, clientSecret }, salesforce: { url: salesforce.url, orgId: salesforce.orgId }, telegram: { url: telegram.url } },
   };
-  const child: ChildProcess = spawn(process.execPath, [SERVICE, JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+  const child: ChildProcess = spawn(process.execPath, [...START_FLAGS, SERVICE, JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => {
     err = (err + d).slice(-5_000);
