@@ -8,6 +8,7 @@
 import { loadEnv } from '../../server/env.ts';
 import { silentLogger } from '../../server/logger.ts';
 import { startService, type ExternalSandboxes } from '../../server/service.ts';
+import { stopOnSigterm } from '../e2e/procs/stop-on-sigterm.ts';
 
 export type BenchServiceOptions = { dataDir: string; port: number; adminToken: string; secretsKey: string; external: ExternalSandboxes };
 export type BenchQuestion = { id: number; ask: 'timing'; keys: string[] } | { id: number; ask: 'routed' };
@@ -32,15 +33,4 @@ process.on('message', (m: BenchQuestion) => {
   })();
 });
 
-let stopping = false;
-process.on('SIGTERM', () => {
-  if (stopping) return;
-  stopping = true;
-  service.stop().then(
-    () => process.exit(0),
-    (err: unknown) => {
-      process.stderr.write(`stop failed: ${err instanceof Error ? err.stack : String(err)}\n`);
-      process.exit(1);
-    },
-  );
-});
+stopOnSigterm(service);

@@ -7,6 +7,7 @@ import { loadEnv } from '../../server/env.ts';
 import { createLogger } from '../../server/logger.ts';
 import { startService } from '../../server/service.ts';
 import { openLowdbStore } from '../../server/storage/lowdb-store.ts';
+import { stopOnSigterm } from '../e2e/procs/stop-on-sigterm.ts';
 
 export type SoakServiceOptions = { dataDir: string; publicUrl: string; adminToken: string; secretsKey: string; external: ExternalSandboxes; closedTicketRetentionMs: number };
 
@@ -25,15 +26,4 @@ setInterval(() => {
   process.stdout.write(`mem ${JSON.stringify({ heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers })}\n`);
 }, 2_000).unref();
 
-let stopping = false;
-process.on('SIGTERM', () => {
-  if (stopping) return;
-  stopping = true;
-  service.stop().then(
-    () => process.exit(0),
-    (err: unknown) => {
-      process.stderr.write(`stop failed: ${err instanceof Error ? err.stack : String(err)}\n`);
-      process.exit(1);
-    },
-  );
-});
+stopOnSigterm(service);

@@ -6,6 +6,7 @@ import { loadEnv } from '../../../server/env.ts';
 import { createLogger } from '../../../server/logger.ts';
 import { startService, type ExternalSandboxes } from '../../../server/service.ts';
 import type { PipelineOptions } from '../../../core/pipeline.ts';
+import { stopOnSigterm } from './stop-on-sigterm.ts';
 
 export type ServiceChildOptions = {
   dataDir: string;
@@ -37,15 +38,4 @@ const logger = createLogger({ level: env.LOG_LEVEL, secrets: () => [o.adminToken
 const service = await startService({ env, logger, simulatedAgents: false, sampleTicketsPerMinute: 0, external: o.external, ...(o.pipeline ? { pipeline: o.pipeline } : {}) });
 process.stdout.write(`ready ${service.url}\n`);
 
-let stopping = false;
-process.on('SIGTERM', () => {
-  if (stopping) return;
-  stopping = true;
-  service.stop().then(
-    () => process.exit(0),
-    (err: unknown) => {
-      process.stderr.write(`stop failed: ${err instanceof Error ? err.stack : String(err)}\n`);
-      process.exit(1);
-    },
-  );
-});
+stopOnSigterm(service);
