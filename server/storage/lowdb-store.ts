@@ -22,10 +22,10 @@
 // routing decisions take turns for a write, not a flush (PostgreSQL's sections do the same with an asynchronous
 // commit). A crash tears at most the last line, which was never acknowledged; opening drops it.
 //
-// Compaction, when the log passes a size (and at least the live file's), on a timer, and on close: between two log writes, the state is frozen
-// (which records it covers, which entries and tickets move out), the log is switched to a new file, and then, while
-// new records keep flowing into the new log, new history lines are appended (and fsync'd) to the dated files, the
-// live file is written, and logs it covers are deleted. A crash at any point replays the same records again at open;
+// Compaction, when the log passes a size (and at least the live file's), on a timer, and on close: between two log
+// writes, the state is frozen (which records it covers, which entries and tickets move out), the log is switched to a
+// new file, and then, while new records keep flowing into the new log, new history lines are appended (and fsync'd)
+// to the dated files, the live file is written, and logs it covers are deleted. A crash at any point replays the same records again at open;
 // history lines repeated that way are deduped by key, tickets by updatedAt. Nothing ever rewrites a large file.
 //
 // Reading: everything live is in memory. History is an in-memory columnar index (history-index.ts) pointing at the
@@ -588,6 +588,8 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
   const section = new AsyncLocalStorage<Promise<void>[]>();
 
   const closedError = () => new AppError('internal', `The store in ${dir} is closed; this is a shutdown-order bug.`);
+  /** The jobs and timers a record creates, as keys of `unsaved`. */
+  const handedOutAfterFlush = (r: WalRecord): string[] => (r.op === 'commit' ? [...(r.b.jobs ?? []).map((j) => `j:${j.id}`), ...(r.b.timers ?? []).map((t) => `t:${t.id}`)] : []);
   const quiet = () => !flushing && !syncing;
 
   function submit(rec: NewRecord, awaitFlush = true): Promise<void> {
@@ -655,10 +657,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
       for (const w of group) {
         try {
           applyRecord(w.rec);
-          if (w.rec.op === 'commit') {
-            for (const j of w.rec.b.jobs ?? []) unsaved.add(`j:${j.id}`);
-            for (const t of w.rec.b.timers ?? []) unsaved.add(`t:${t.id}`);
-          }
+          for (const id of handedOutAfterFlush(w.rec)) unsaved.add(id);
         } catch (err) {
           // checkBatch makes this unreachable for commits; if it happens, the log holds the record and a restart applies it.
           log.error('could not apply a logged change in memory', { n: w.rec.n, op: w.rec.op, error: err instanceof Error ? err.message : String(err) });
@@ -686,10 +685,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
         return;
       }
       for (const w of group) {
-        if (w.rec.op === 'commit') {
-          for (const j of w.rec.b.jobs ?? []) unsaved.delete(`j:${j.id}`);
-          for (const t of w.rec.b.timers ?? []) unsaved.delete(`t:${t.id}`);
-        }
+        for (const id of handedOutAfterFlush(w.rec)) unsaved.delete(id);
         w.resolve();
       }
     }

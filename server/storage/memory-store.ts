@@ -91,8 +91,9 @@ export function createMemoryStore(opts: { clock?: Clock } = {}): Store {
   let chain: Promise<unknown> = Promise.resolve();
   /** Records put with a time to live: ns\0key -> when they expire. */
   const kvExpiry = new Map<string, number>();
+  const kvId = (ns: string, key: string) => `${ns}\u0000${key}`;
   const expired = (ns: string, key: string) => {
-    const at = kvExpiry.size ? kvExpiry.get(`${ns}\u0000${key}`) : undefined;
+    const at = kvExpiry.size ? kvExpiry.get(kvId(ns, key)) : undefined;
     return at !== undefined && at <= clock.now();
   };
   // Pruning walks a whole map, so it runs at most once per (simulated) minute rather than on every call.
@@ -214,11 +215,11 @@ export function createMemoryStore(opts: { clock?: Clock } = {}): Store {
       let m = s.kv.get(ns);
       if (!m) s.kv.set(ns, (m = new Map()));
       m.set(key, clone(value));
-      if (opts?.ttlMs !== undefined) kvExpiry.set(`${ns}\u0000${key}`, clock.now() + opts.ttlMs);
-      else kvExpiry.delete(`${ns}\u0000${key}`);
+      if (opts?.ttlMs !== undefined) kvExpiry.set(kvId(ns, key), clock.now() + opts.ttlMs);
+      else kvExpiry.delete(kvId(ns, key));
     },
     async kvDelete(ns, key) {
-      kvExpiry.delete(`${ns}\u0000${key}`);
+      kvExpiry.delete(kvId(ns, key));
       return s.kv.get(ns)?.delete(key) ?? false;
     },
     async kvList<T>(ns: string) {
