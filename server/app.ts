@@ -7,13 +7,13 @@ import type { Clock, Logger, Store } from '../core/ports.ts';
 import type { Pipeline } from '../core/pipeline.ts';
 import type { ConfigVersion } from '../core/ports.ts';
 import { createAdminApi } from './admin-api.ts';
-import type { ConnectorHealth, CrmConnector } from './contracts.ts';
+import type { CrmConnector } from './contracts.ts';
 import { errorBody, errorResponse } from './http.ts';
 import type { Registry } from './metrics.ts';
+import { createReadiness, type ReadinessSource } from './readiness.ts';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
-export type HealthSource = { id: string; health(): Promise<ConnectorHealth> };
 
 export type AppDeps = {
   store: Store;
@@ -22,8 +22,10 @@ export type AppDeps = {
   pipeline: Pipeline;
   adminToken: () => string;
   crmConnectors: CrmConnector[];
-  /** Every connector whose health /readyz reports (CRMs and Telegram). */
-  health: HealthSource[];
+  /** Every connector whose health /readyz reports (CRMs and Telegram); the CRMs are also called (see readiness.ts). */
+  health: ReadinessSource[];
+  /** How long /readyz reuses a CRM reachability result (default 30 s). */
+  crmCheckMs?: number;
   saveConfig: (input: unknown, meta: { author: string; note: string }) => Promise<ConfigVersion>;
   rollbackConfig: (version: number, author: string) => Promise<ConfigVersion>;
   manifest: unknown;
@@ -63,28 +65,10 @@ export function createApp(deps: AppDeps): Hono {
   });
 
   app.get('/healthz', (c) => c.json({ ok: true }));
+  const readiness = createReadiness({ store: deps.store, sources: deps.health, ...(deps.crmCheckMs !== undefined ? { crmCheckMs: deps.crmCheckMs } : {}) });
   app.get('/readyz', async (c) => {
-    const checks: Record<string, unknown> = {};
-    let ok = true;
-    try {
-      await deps.store.kvPut('health', 'probe', Date.now());
-      checks.store = { ok: true };
-    } catch (err) {
-      ok = false;
-      checks.store = { ok: false, error: err instanceof Error ? err.message : String(err) };
-    }
-    const connectors: Record<string, ConnectorHealth | { ok: false; error: string }> = {};
-    await Promise.all(
-      deps.health.map(async (h) => {
-        try {
-          connectors[h.id] = await h.health();
-        } catch (err) {
-          connectors[h.id] = { ok: false, error: err instanceof Error ? err.message : String(err) };
-        }
-        if (!connectors[h.id]!.ok) ok = false;
-      }),
-    );
-    return c.json({ ok, ...checks, connectors, outbox: { pending: await deps.store.pendingJobs().catch(() => -1) } }, ok ? 200 : 503);
+    const report = await readiness.check();
+    return c.json(report, report.ok ? 200 : 503);
   });
   app.get('/metrics', async (c) => c.text(await deps.metrics.render(), 200, { 'content-type': 'text/plain; version=0.0.4' }));
   app.get('/manifest.json', (c) => c.json(deps.manifest));

@@ -18,6 +18,14 @@ export type ConnectorHealth = {
   [extra: string]: unknown;
 };
 
+/** Whether an upstream answered a cheap read just now, per connected account (portal / org). */
+export type Reachability = {
+  ok: boolean;
+  accounts: { account: string; ok: boolean; ms: number; error: string | null }[];
+  /** Set when the check as a whole failed (e.g. timed out). */
+  error?: string;
+};
+
 /** Per-account field mapping (HubSpot portal / Salesforce org), editable from the admin API and console. */
 export interface ConnectorMappings {
   readonly schema: z.ZodType;
@@ -46,6 +54,8 @@ export interface CrmConnector {
   readonly routes: Hono;
   readonly mappings: ConnectorMappings;
   health(): Promise<ConnectorHealth>;
+  /** Calls the CRM once per connected account (for /readyz); never throws, reports per account. */
+  reach(): Promise<Reachability>;
   /** Starts background work (streaming subscriptions, token refresh); idempotent. */
   start(): Promise<void>;
   stop(): Promise<void>;

@@ -20,6 +20,7 @@ const EnvSchema = z.object({
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'DATABASE_URL must start with postgres://').optional(),
   INSTANCE_ID: z.string().regex(/^[\w.-]{1,64}$/, 'INSTANCE_ID may use letters, digits, dot, dash and underscore (up to 64)').optional(),
   SAMPLE_TICKETS_PER_MINUTE: z.coerce.number().min(0).max(6000).default(6),
+  READYZ_CRM_CHECK_SECONDS: z.coerce.number({ error: 'READYZ_CRM_CHECK_SECONDS must be a number of seconds' }).min(0).max(3600).default(30),
 
   HUBSPOT_ACCESS_TOKEN: z.string().min(1).optional(),
   HUBSPOT_CLIENT_ID: z.string().min(1).optional(),

@@ -23,6 +23,7 @@ import { createTelegramIntake, type TelegramIntake } from '../connectors/telegra
 import { intakeCrmFrom, intakeEnv, type IntakeCapableConnector } from '../connectors/telegram/intake/config.ts';
 import { createConsole } from './console/index.ts';
 import { createApp } from './app.ts';
+import type { ReadinessSource } from './readiness.ts';
 import { createConfigService } from './config-service.ts';
 import type { ConnectorHealth, CrmConnector, SandboxForum } from './contracts.ts';
 import type { Env } from './env.ts';
@@ -322,7 +323,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       ? startGenerator({ sources, perMinute: opts.sampleTicketsPerMinute ?? env.SAMPLE_TICKETS_PER_MINUTE, logger: log.child({ component: 'sample-generator' }), ...(forum ? { forum } : {}), agentsReply: opts.simulatedAgents ?? true })
       : null;
 
-  const health = [...crms.map((c) => ({ id: c.id, health: () => c.health() })), { id: 'telegram', health: telegramHealth }];
+  const health: ReadinessSource[] = [...crms.map((c) => ({ id: c.id, health: () => c.health(), reach: () => c.reach() })), { id: 'telegram', health: telegramHealth }];
   if (intakeBot) health.push({ id: 'telegram-intake', health: () => intakeBot.health() });
   const consoleApp = createConsole({
     store,
@@ -349,6 +350,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       adminToken: () => admin.value,
       crmConnectors: crms,
       health,
+      crmCheckMs: env.READYZ_CRM_CHECK_SECONDS * 1000,
       saveConfig: configService.save,
       rollbackConfig: configService.rollback,
       manifest,

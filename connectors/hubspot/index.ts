@@ -8,6 +8,7 @@ import type { Clock, CrmIntakePort, CrmPort, HistoryEntry, Intake, Logger, Store
 import { TicketRefSchema, ticketKey, type TicketRef } from '../../core/segment.ts';
 import type { ConnectorHealth, ConnectorMappings, CrmConnector } from '../../server/contracts.ts';
 import { versionedMappings } from '../shared/mapping-versions.ts';
+import { reachAccounts } from '../shared/reach.ts';
 import type { SecretBox } from '../shared/secrets.ts';
 import { cardData } from './card.ts';
 import { createClients, DEFAULT_TUNING, NS, type HubspotEnv, type StoredInstall, type Tuning } from './client.ts';
@@ -331,6 +332,18 @@ export async function createHubspotConnector(opts: HubspotConnectorOptions): Pro
     async stop() {
       started = false;
       while (background.size) await Promise.all([...background]);
+    },
+
+    async reach() {
+      // The account details are the cheapest authenticated read; they go through the portal's rate limiter.
+      const portals = (await clients.installs()).map((i) => i.portalId);
+      return reachAccounts(portals, (portal) =>
+        clients.session(portal).run('check the connection', async (client) => {
+          const res = await client.apiRequest({ method: 'GET', path: '/account-info/v3/details' });
+          // Shaped like the SDK's ApiException, so the session maps it as any other call (401 refreshes, 429 waits).
+          if (!res.ok) throw Object.assign(new Error(`HTTP ${res.status}`), { code: res.status, body: await res.json().catch(() => ({})) });
+        }, { idempotent: false }), // one attempt: readiness tells how HubSpot answers now, the next probe asks again
+      );
     },
 
     async health(): Promise<ConnectorHealth> {

@@ -9,6 +9,7 @@ import { createSalesforceIntake } from './intake.ts';
 import { TicketRefSchema, type TicketRef } from '../../core/segment.ts';
 import type { ConnectorHealth, ConnectorMappings, CrmConnector } from '../../server/contracts.ts';
 import { versionedMappings } from '../shared/mapping-versions.ts';
+import { reachAccounts } from '../shared/reach.ts';
 import type { SecretBox } from '../shared/secrets.ts';
 import { createCdcSubscription } from './cdc.ts';
 import { createClients, DEFAULT_TUNING, NS, type SalesforceEnv, type Tuning } from './client.ts';
@@ -20,6 +21,7 @@ import { createOAuth, installThroughOAuth } from './oauth.ts';
 import { ACK_XML, faultXml, parseOutboundMessage } from './outbound-message.ts';
 import { createWriter } from './writeback.ts';
 import { SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET } from './sandbox/credentials.ts';
+import { API_VERSION } from './schema.ts';
 
 export type SalesforceConnectorOptions = {
   env: SalesforceEnv;
@@ -283,6 +285,12 @@ export async function createSalesforceConnector(opts: SalesforceConnectorOptions
       const subs = [...cdc.values()];
       cdc.clear();
       await Promise.all(subs.map((s) => s.stop()));
+    },
+
+    async reach() {
+      // The limits resource is the cheapest authenticated read, and its answer refreshes the API usage figures.
+      const orgs = (await clients.installs()).map((i) => i.orgId);
+      return reachAccounts(orgs, async (org) => (await clients.session(org)).run('read', 'check the connection', (conn) => conn.request(`/services/data/v${API_VERSION}/limits`)));
     },
 
     async health(): Promise<ConnectorHealth> {

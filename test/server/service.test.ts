@@ -17,8 +17,8 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-async function start(dir: string): Promise<Service> {
-  const env = loadEnv({ DATA_DIR: dir, PORT: '0', HOST: '127.0.0.1', SAMPLE_TICKETS_PER_MINUTE: '0' });
+async function start(dir: string, extraEnv: Record<string, string> = {}): Promise<Service> {
+  const env = loadEnv({ DATA_DIR: dir, PORT: '0', HOST: '127.0.0.1', SAMPLE_TICKETS_PER_MINUTE: '0', ...extraEnv });
   const s = await startService({ env, logger: silentLogger, simulatedAgents: false });
   services.push(s);
   return s;
@@ -77,6 +77,46 @@ describe('the service in sandbox mode (npm start without credentials)', () => {
 
     const history = await (await fetch(`${s.url}/api/v1/history`, { headers: { authorization: `Bearer ${await adminToken(s)}` } })).json();
     expect(JSON.stringify(history)).toContain(t.id);
+  });
+
+  it('/readyz calls each connected portal and org, reuses the answer, and names the one that cannot be reached', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tierline-service-'));
+    dirs.push(dir);
+    const s = await start(dir, { READYZ_CRM_CHECK_SECONDS: '30' });
+    const hs = s.sandboxes.hubspot!;
+    const sf = s.sandboxes.salesforce!;
+    type Ready = { ok: boolean; connectors: Record<string, { ok: boolean; reachable?: { ok: boolean; accounts: { account: string; ok: boolean; error: string | null }[] } }> };
+    const readyz = async () => {
+      const r = await fetch(`${s.url}/readyz`);
+      return { status: r.status, body: (await r.json()) as Ready };
+    };
+    hs.clearRequests();
+    const first = await readyz();
+    expect(first.status).toBe(200);
+    expect(first.body.connectors.hubspot!.reachable).toMatchObject({ ok: true, accounts: [{ account: hs.portalId, ok: true }] });
+    expect(first.body.connectors.salesforce!.reachable).toMatchObject({ ok: true, accounts: [{ ok: true }] });
+    expect(hs.requests({ path: '/account-info/v3/details' })).toHaveLength(1);
+    const sfCalls = sf.requests({ path: '/limits' }).length;
+    expect(sfCalls).toBeGreaterThanOrEqual(1);
+
+    // Within READYZ_CRM_CHECK_SECONDS the answer is reused: a load balancer probing often costs no API allowance.
+    await readyz();
+    await readyz();
+    expect(hs.requests({ path: '/account-info/v3/details' })).toHaveLength(1);
+    expect(sf.requests({ path: '/limits' })).toHaveLength(sfCalls);
+
+    // HubSpot failing (checked on every probe here): 503 naming the portal and the error, ready again once it answers.
+    const dir2 = mkdtempSync(join(tmpdir(), 'tierline-service-'));
+    dirs.push(dir2);
+    const t = await start(dir2, { READYZ_CRM_CHECK_SECONDS: '0' });
+    t.sandboxes.hubspot!.inject5xx(1, { status: 503, match: { path: '/account-info/v3/details' } });
+    const r = await fetch(`${t.url}/readyz`);
+    expect(r.status).toBe(503);
+    const body = (await r.json()) as Ready;
+    expect(body.ok).toBe(false);
+    expect(body.connectors.hubspot).toMatchObject({ ok: false, reachable: { ok: false, accounts: [{ account: t.sandboxes.hubspot!.portalId, ok: false, error: expect.stringMatching(/503/) }] } });
+    expect(body.connectors.salesforce!.ok).toBe(true);
+    expect((await fetch(`${t.url}/readyz`)).status).toBe(200);
   });
 
   it('picks up where it left off after a restart on the same data directory, without repeating anything', async () => {

@@ -1,0 +1,85 @@
+// Readiness: is this instance able to do its work right now? The store must take a write, and each connector must be
+// healthy by its own account (connection state, recorded errors) and reachable: the CRMs are called (one cheap read
+// per connected portal or org). CRM calls cost API allowance (Salesforce counts every call against the org's daily
+// limit), and load balancers probe every few seconds, so a reachability result is reused for `crmCheckMs` and
+// concurrent probes share one check.
+import type { Store } from '../core/ports.ts';
+import { errorMessage } from '../core/errors.ts';
+import type { ConnectorHealth, Reachability } from './contracts.ts';
+
+export type ReadinessSource = {
+  id: string;
+  health(): Promise<ConnectorHealth>;
+  /** Calls the upstream (CRMs); sources without it are judged by health() alone (Telegram keeps a live connection). */
+  reach?: () => Promise<Reachability>;
+};
+
+export type ReadinessReport = {
+  ok: boolean;
+  store: { ok: boolean; error?: string };
+  connectors: Record<string, (ConnectorHealth & { reachable?: Reachability & { checkedAt: number } }) | { ok: false; error: string }>;
+  outbox: { pending: number };
+};
+
+export type ReadinessOptions = {
+  store: Store;
+  sources: ReadinessSource[];
+  /** How long a CRM reachability result is reused (default 30 s). */
+  crmCheckMs?: number;
+  /** A check that takes longer than this counts as unreachable (default 5 s). */
+  timeoutMs?: number;
+};
+
+export function createReadiness(opts: ReadinessOptions): { check(): Promise<ReadinessReport> } {
+  const ttl = opts.crmCheckMs ?? 30_000;
+  const timeoutMs = opts.timeoutMs ?? 5_000;
+  const cache = new Map<string, { at: number; result: Promise<Reachability> }>();
+
+  const withTimeout = (p: Promise<Reachability>): Promise<Reachability> => {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<Reachability>((resolve) => {
+      timer = setTimeout(() => resolve({ ok: false, accounts: [], error: `no answer within ${timeoutMs / 1000} s` }), timeoutMs);
+      timer.unref();
+    });
+    return Promise.race([p.catch((err: unknown): Reachability => ({ ok: false, accounts: [], error: errorMessage(err) })), late]).finally(() => clearTimeout(timer));
+  };
+
+  /** The cached result while fresh; otherwise one new check, shared by every probe that arrives meanwhile. */
+  const reach = (s: ReadinessSource & { reach: () => Promise<Reachability> }): Promise<Reachability & { checkedAt: number }> => {
+    const now = Date.now(); // wall time, also under a test's manual clock: this paces calls to real upstreams
+    let hit = cache.get(s.id);
+    if (!hit || now - hit.at >= ttl) {
+      hit = { at: now, result: withTimeout(s.reach()) };
+      cache.set(s.id, hit);
+    }
+    const at = hit.at;
+    return hit.result.then((r) => ({ ...r, checkedAt: at }));
+  };
+
+  return {
+    async check() {
+      let ok = true;
+      let store: ReadinessReport['store'];
+      try {
+        await opts.store.kvPut('health', 'probe', Date.now());
+        store = { ok: true };
+      } catch (err) {
+        ok = false;
+        store = { ok: false, error: errorMessage(err) };
+      }
+      const connectors: ReadinessReport['connectors'] = {};
+      await Promise.all(
+        opts.sources.map(async (s) => {
+          try {
+            const [health, reachable] = await Promise.all([s.health(), s.reach ? reach(s as ReadinessSource & { reach: () => Promise<Reachability> }) : undefined]);
+            connectors[s.id] = reachable ? { ...health, ok: health.ok && reachable.ok, reachable } : health;
+          } catch (err) {
+            connectors[s.id] = { ok: false, error: errorMessage(err) };
+          }
+          if (!connectors[s.id]!.ok) ok = false;
+        }),
+      );
+      return { ok, store, connectors, outbox: { pending: await opts.store.pendingJobs().catch(() => -1) } };
+    },
+  };
+}
