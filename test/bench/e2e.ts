@@ -97,6 +97,7 @@ async function withService<T>(opts: { latencyMs?: number }, fn: (b: Bench) => Pr
     await new Promise<void>((ok, fail) => {
       let out = '';
       child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+        if (process.env.TIERLINE_BENCH_DEBUG) process.stderr.write(d);
         out += d;
         if (out.includes('ready ')) ok();
       });
@@ -144,7 +145,8 @@ async function ackBench(rate: number, seconds: number): Promise<Record<string, n
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     await new Promise<void>((ok, fail) => child.on('exit', (code) => (code === 0 ? ok() : fail(new Error(`load worker exited with ${code}`)))));
-    const load = JSON.parse(out) as { sent: number; warmup: number; ok: number; failed: number; achievedRate: number; p50Ms: number; p95Ms: number; p99Ms: number; maxMs: number };
+    const load = JSON.parse(out) as { sent: number; warmup: number; ok: number; failed: number; statuses: Record<string, number>; errors: Record<string, number>; achievedRate: number; p50Ms: number; p95Ms: number; p99Ms: number; maxMs: number };
+    if (load.failed) process.stderr.write(`ack bench: ${load.failed} deliveries not acknowledged: statuses ${JSON.stringify(load.statuses)}, errors ${JSON.stringify(load.errors)}\n`);
     const after = await (await fetch(`${s.url}/metrics`)).text();
     const received = counter(after, 'tierline_events_received_total', 'crm="hubspot"') - counter(before, 'tierline_events_received_total', 'crm="hubspot"');
     // Routed so far (the routing of the last tickets may still be running; their Telegram sends are paced).
@@ -154,6 +156,7 @@ async function ackBench(rate: number, seconds: number): Promise<Record<string, n
       'e2e.ack.warmupEvents': load.warmup,
       'e2e.ack.newTicketsPerSecond': rate / eventsPerTicket,
       'e2e.ack.eventsAcknowledged': load.ok,
+      'e2e.ack.eventsNotAcknowledged': load.failed,
       'e2e.ack.eventsStored': received,
       'e2e.ack.noneLost': load.ok === load.sent && received === load.sent,
       'e2e.ack.ticketsRouted': routed,

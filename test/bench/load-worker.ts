@@ -17,6 +17,7 @@ const latencies: number[] = [];
 let ok = 0;
 let failed = 0;
 const statuses: Record<string, number> = {};
+const errors: Record<string, number> = {};
 
 const perTicket = spec.eventsPerTicket ?? 1;
 const warmup = Math.round(spec.rate * (spec.warmupSeconds ?? 0));
@@ -45,7 +46,8 @@ function send(i: number): Promise<void> {
         });
       },
     );
-    req.on('error', () => {
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      errors[err.code ?? err.message] = (errors[err.code ?? err.message] ?? 0) + 1;
       failed++;
       resolve();
     });
@@ -66,5 +68,5 @@ await Promise.all(inflight);
 const elapsed = (performance.now() - t0) / 1000 - (spec.warmupSeconds ?? 0);
 latencies.sort((a, b) => a - b);
 const p = (q: number) => Math.round((latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * q))] ?? 0) * 100) / 100;
-process.stdout.write(JSON.stringify({ sent: total, warmup, ok, failed, statuses, seconds: Math.round(elapsed * 10) / 10, achievedRate: Math.round((total - warmup) / elapsed), p50Ms: p(0.5), p95Ms: p(0.95), p99Ms: p(0.99), maxMs: p(1) }) + '\n');
+process.stdout.write(JSON.stringify({ sent: total, warmup, ok, failed, statuses, errors, seconds: Math.round(elapsed * 10) / 10, achievedRate: Math.round((total - warmup) / elapsed), p50Ms: p(0.5), p95Ms: p(0.95), p99Ms: p(0.99), maxMs: p(1) }) + '\n');
 agent.destroy();
