@@ -27,7 +27,7 @@ import { NS_PEERS as CONNECTOR_PEERS } from '../peers.ts';
 import { waitSecondsOf } from '../client.ts';
 import type { TelegramSandbox } from '../sandbox/index.ts';
 import { connectBot, createBotApi, type BotApi, type BotEnv, type Markup } from './bot.ts';
-import { CustomerSchema, NS, RelayInSchema, RelayOutSchema, type Action, type CustomerRecord, type NewAction } from './records.ts';
+import { CustomerSchema, NS, RELAY_MAP_TTL_MS, RelayInSchema, RelayOutSchema, type Action, type CustomerRecord, type NewAction } from './records.ts';
 import { reopenTicket } from './reopen.ts';
 import { TEXTS } from './texts.ts';
 
@@ -523,7 +523,7 @@ export function createTelegramIntake(opts: TelegramIntakeOptions): TelegramIntak
           return { done: true };
         }
         const res = await b.copy({ userId: r.userId }, [a.msgId], { channelId, topicId: t.topic.topicId }, [fnv64(`intake:in:${r.userId}:${a.msgId}@${t.topic.topicId}`)], await priorityOf(t.key));
-        if (!res.duplicate || !(await store.kvGet(NS.relay, key))) await store.kvPut(NS.relay, key, { userId: r.userId, channelId, topicMsgId: res.ids[0] ?? null });
+        if (!res.duplicate || !(await store.kvGet(NS.relay, key))) await store.kvPut(NS.relay, key, { userId: r.userId, channelId, topicMsgId: res.ids[0] ?? null }, { ttlMs: RELAY_MAP_TTL_MS });
         handled.relayedIn += 1;
         return { done: true };
       }
@@ -540,7 +540,7 @@ export function createTelegramIntake(opts: TelegramIntakeOptions): TelegramIntak
           return { done: true };
         }
         const res = await b.copy({ channelId: a.channelId }, [a.msgId], { userId: r.userId }, [fnv64(`intake:out:${a.channelId}:${a.msgId}`)], FORM_PRIORITY);
-        if (!res.duplicate || !(await store.kvGet(NS.relay, key))) await store.kvPut(NS.relay, key, { userId: r.userId, chatMsgId: res.ids[0] ?? null });
+        if (!res.duplicate || !(await store.kvGet(NS.relay, key))) await store.kvPut(NS.relay, key, { userId: r.userId, chatMsgId: res.ids[0] ?? null }, { ttlMs: RELAY_MAP_TTL_MS });
         handled.relayedOut += 1;
         return { done: true };
       }

@@ -67,5 +67,12 @@ export const CustomerSchema = z.object({
 });
 export type CustomerRecord = z.infer<typeof CustomerSchema>;
 
+/**
+ * How long the message-id map of a relayed message is kept: an edit or deletion of a message older than this is no
+ * longer mirrored to the other side (the message itself stays). Without a limit the map grows by one record per
+ * relayed message forever; a month covers the edits and clean-ups of a ticket's working life with room.
+ */
+export const RELAY_MAP_TTL_MS = 30 * 24 * 3600_000;
+
 export const RelayInSchema = z.object({ userId: z.string(), channelId: z.string(), topicMsgId: z.number().nullable() });
 export const RelayOutSchema = z.object({ userId: z.string(), chatMsgId: z.number().nullable() });

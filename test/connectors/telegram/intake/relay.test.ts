@@ -4,6 +4,7 @@
 // customer recognised by their Telegram id.
 import { afterEach, describe, expect, it } from 'vitest';
 import type { TicketRecord } from '../../../../core/ports.ts';
+import { NS, RELAY_MAP_TTL_MS } from '../../../../connectors/telegram/intake/records.ts';
 import { BILL, BOT, channelOf, NORA, setupIntake, type IntakeHarness } from './harness.ts';
 
 let h: IntakeHarness;
@@ -74,6 +75,24 @@ describe('relay', () => {
     expect(h.sandbox.chats!.chat(BILL, BOT).some((m) => m.text === 'Does it look like this?')).toBe(false);
     // The reply was the first response, as for any ticket.
     expect((await h.store.getTicket(t.key))!.firstResponseAt).not.toBeNull();
+  });
+
+  it('keeps the message-id map of relayed messages for a month, then lets it go', async () => {
+    h = await setupIntake();
+    const t = await openTicket(BILL, 'bill.lumbergh@initech.example');
+    const channel = channelOf(t.topic!.groupId);
+    await h.sandbox.reply(channel, t.topic!.topicId, '7000000001', 'Thanks Bill, looking into it.');
+    await h.settle();
+    expect(h.heard(BILL)).toEqual(['Thanks Bill, looking into it.']);
+    expect(await h.store.kvList(NS.relay)).toHaveLength(1);
+
+    await h.clock.advance(RELAY_MAP_TTL_MS + 60_000);
+    expect(await h.store.kvList(NS.relay)).toEqual([]);
+    // An edit that old is not mirrored any more (the customer keeps the message as sent), and nothing fails.
+    const reply = h.sandbox.allMessages(channel).find((m) => m.text === 'Thanks Bill, looking into it.')!;
+    h.sandbox.chats!.agentEdit(channel, reply.id, 'Thanks Bill, I am looking into it.');
+    await h.settle();
+    expect(h.sandbox.chats!.chat(BILL, BOT).some((m) => m.fromBot && m.text === 'Thanks Bill, looking into it.' && !m.edited)).toBe(true);
   });
 
   it('relays a message written while the ticket is still being opened, once it exists', async () => {
