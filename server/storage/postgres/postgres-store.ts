@@ -44,6 +44,8 @@ export type PostgresStoreOptions = {
    * freeing the decision lock for the other instances (default 30 s).
    */
   decisionIdleTimeoutMs?: number;
+  /** How often expired connector records are deleted (default a minute). */
+  expiredSweepMs?: number;
 };
 
 export type PostgresStore = Store & {
@@ -89,7 +91,6 @@ const byJobOrder = (a: JobRow, b: JobRow) => a.next_at - b.next_at || a.created_
 /** Opens (and by default migrates) the PostgreSQL store. */
 export async function openPostgresStore(opts: PostgresStoreOptions): Promise<PostgresStore> {
   const clock = opts.clock ?? { now: () => Date.now() };
-  let kvPrunedAt = -Infinity;
   const log = opts.logger;
   const instanceId = opts.instanceId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   const describe = describeDatabase(opts.url);
@@ -515,11 +516,6 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
       const now = clock.now();
       const expiresAt = opts?.ttlMs === undefined ? null : now + opts.ttlMs;
       await q('saving a connector record', 'INSERT INTO kv (ns, key, value, expires_at) VALUES ($1, $2, $3::json, $4) ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at', [ns, key, value === undefined ? null : JSON.stringify(value), expiresAt]);
-      // Expired records go in passing, at most once a minute per instance.
-      if (expiresAt !== null && now - kvPrunedAt >= 60_000) {
-        kvPrunedAt = now;
-        await q('deleting expired connector records', 'DELETE FROM kv WHERE expires_at <= $1', [now]);
-      }
     },
 
     async kvDelete(ns, key) {
@@ -534,12 +530,28 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
 
     async close() {
       if (closed) return;
+      clearInterval(kvSweep);
       // Let queued decisions finish before the connections go.
       await Promise.allSettled([localTurn, ...inflight]);
       closed = true;
       await pool.end();
     },
   };
+  // Expired connector records are filtered out by every read; this sweep deletes them once a minute, off the request
+  // path (each instance sweeps; the DELETE is idempotent and cheap on the expires_at index).
+  const kvSweep = setInterval(() => {
+    if (closed) return;
+    const sweep = q('deleting expired connector records', 'DELETE FROM kv WHERE expires_at <= $1', [clock.now()]);
+    inflight.add(sweep);
+    sweep.then(
+      () => inflight.delete(sweep),
+      (err: unknown) => {
+        inflight.delete(sweep);
+        log?.warn('expired connector records could not be deleted; trying again in a minute', { error: err instanceof Error ? err.message : String(err) });
+      },
+    );
+  }, opts.expiredSweepMs ?? 60_000);
+  kvSweep.unref();
   log?.info('PostgreSQL store open', { database: describe, instance: instanceId });
   return store;
 }

@@ -244,6 +244,20 @@ describe.skipIf(postgresSkipReason !== null)('PostgreSQL store', () => {
     });
   });
 
+  describe('connector records', () => {
+    it('expired records are deleted by a background sweep, not by whoever writes next', async () => {
+      let now = 1_000_000;
+      const url = await db.database();
+      const store = await db.open({ url, clock: { now: () => now }, expiredSweepMs: 50 });
+      await store.kvPut('telegram:topics', 'done', { topicId: 1 }, { ttlMs: 1_000 });
+      await store.kvPut('telegram:topics', 'kept', { topicId: 2 });
+      now += 2_000;
+      expect(await store.kvGet('telegram:topics', 'done')).toBeNull();
+      for (let i = 0; i < 100 && (await sql(url, "SELECT 1 FROM kv WHERE key = 'done'")).length; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(await sql<{ key: string }>(url, "SELECT key FROM kv WHERE ns = 'telegram:topics' ORDER BY key")).toEqual([{ key: 'kept' }]);
+    });
+  });
+
   describe('operator-facing errors', () => {
     it('an unreachable server names host and port and never the password', async () => {
       const err = await openPostgresStore({ url: 'postgres://tierline:s3cr3t-pw@127.0.0.1:1/tierline', logger: silent }).catch((e: unknown) => e);
