@@ -140,6 +140,31 @@ describe('relay', () => {
     expect(h.heard(BILL)).toEqual([expect.stringContaining('Which product is it about?')]);
   });
 
+  it('a reopened ticket goes back to its agent only if they can take it; otherwise to whoever in its queue can', async () => {
+    h = await setupIntake({ settings: { reopenWindowMs: 24 * 3600_000 } });
+    const t = await openTicket(BILL, 'bill.lumbergh@initech.example');
+    const channel = channelOf(t.topic!.groupId);
+    const first = (await h.store.getTicket(t.key))!.agentId!;
+    const firstTg = (await h.store.getConfig())!.config.agents.find((a) => a.id === first)!.telegramUserId!;
+    await h.sandbox.reply(channel, t.topic!.topicId, firstTg, 'Fixed: the cache is cleared.');
+    await h.sandbox.reply(channel, t.topic!.topicId, firstTg, '/resolve');
+    await h.sandbox.reply(channel, t.topic!.topicId, firstTg, '/away');
+    await h.settle();
+    expect((await h.store.counters()).status[first]).toBe('away');
+
+    await h.clock.advance(3600_000);
+    await h.say(BILL, 'Sorry, it is broken again.');
+    await h.settle();
+    const back = (await h.store.getTicket(t.key))!;
+    expect(back.status).not.toBe('resolved');
+    expect(back.agentId).not.toBe(first);
+    const reopened = (await h.store.history({ ticketKey: t.key, kind: 'reopened' })).entries[0]!;
+    expect(reopened.text).toMatch(/is away, so it waits in its queue/);
+    // Someone else in the queue has it now (the sample queue has other available agents), with the usual explanation.
+    expect(back.agentId).not.toBeNull();
+    expect((await h.store.history({ ticketKey: t.key, kind: 'assigned' })).entries).toHaveLength(1);
+  });
+
   it('routes an unknown customer to the default queue, and creates the CRM contact when the admin enables it', async () => {
     h = await setupIntake();
     const t = await openTicket(NORA, 'nora@unknown.example', 'CRM', 'Konto');
