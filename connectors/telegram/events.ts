@@ -8,6 +8,10 @@ import { call, userName, type Ctx } from './context.ts';
 import type { ChannelPeer } from './peers.ts';
 import { settle } from './clock.ts';
 
+/** Messages per page when reading a topic back after a gap (Telegram's maximum for messages.getReplies). */
+const PAGE = 100;
+const READ_PAGES = 100;
+
 const GENERAL_TOPIC = 1;
 
 /** The forum topic a message belongs to (1 = General), as Telegram marks it. */
@@ -116,15 +120,34 @@ export function createEvents(getCtx: () => Ctx) {
     }
   }
 
+  /**
+   * A topic's messages from the newest back to the last one seen in its group before the gap (the group's cursor),
+   * 100 per page: a long disconnect can leave more than a page of replies. A group never seen before (cursor 0) gets
+   * one page, not its whole history; pages stop at READ_PAGES (10,000 messages) per topic, with a warning.
+   */
   async function readTopic(ctx: Ctx, ch: ChannelPeer, topicId: number): Promise<Api.TypeMessage[]> {
-    const res = await call<Api.messages.TypeMessages>(
-      ctx,
-      { lane: ch.groupId, priority: 1, send: false, label: 'messages.GetReplies' },
-      new Api.messages.GetReplies({ peer: new Api.InputPeerChannel({ channelId: bigId(ch.channelId), accessHash: bigId(ch.accessHash) }), msgId: topicId, offsetId: 0, offsetDate: 0, addOffset: 0, limit: 50, maxId: 0, minId: 0, hash: bigId(0) }),
-    );
-    if (!('messages' in res)) return [];
-    if ('users' in res) await learn(ctx, new Map(res.users.map((x, i) => [i, x])));
-    return [...res.messages].sort((a, b) => a.id - b.id);
+    const seenUpTo = ctx.peers.cursor(ch.channelId);
+    const out: Api.TypeMessage[] = [];
+    let offsetId = 0;
+    for (let page = 0; ; page++) {
+      const res = await call<Api.messages.TypeMessages>(
+        ctx,
+        { lane: ch.groupId, priority: 1, send: false, label: 'messages.GetReplies' },
+        new Api.messages.GetReplies({ peer: new Api.InputPeerChannel({ channelId: bigId(ch.channelId), accessHash: bigId(ch.accessHash) }), msgId: topicId, offsetId, offsetDate: 0, addOffset: 0, limit: PAGE, maxId: 0, minId: 0, hash: bigId(0) }),
+      );
+      if (!('messages' in res)) break;
+      if ('users' in res) await learn(ctx, new Map(res.users.map((x, i) => [i, x])));
+      out.push(...res.messages);
+      if (res.messages.length < PAGE || seenUpTo === 0) break;
+      const oldest = Math.min(...res.messages.map((m) => m.id));
+      if (oldest <= seenUpTo) break;
+      if (page + 1 >= READ_PAGES) {
+        ctx.logger.warn('telegram reconciliation read the newest messages of a topic only; older ones from the gap are not replayed', { group: ch.groupId, topic: topicId, messages: out.length });
+        break;
+      }
+      offsetId = oldest;
+    }
+    return out.sort((a, b) => a.id - b.id);
   }
 
   /** Bots cannot read a topic's history: read the group's messages after the last one seen instead. */

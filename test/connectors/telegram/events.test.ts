@@ -115,6 +115,21 @@ describe('reconciliation', () => {
     expect((await h.connector.health()).lastReconcile).toMatchObject({ reason: 'reconnect', topics: 2 });
   });
 
+  it('reads a topic back page by page when more replies than fit in one page came during the gap', async () => {
+    h = await setup();
+    const a = await openTopic('vip', '912');
+    await h.sandbox.reply(channelOf('vip'), a.topicId, ALICE.id, 'before the gap');
+    await h.connector.idle();
+    h.sandbox.cutConnections();
+    for (let i = 1; i <= 230; i++) await h.sandbox.reply(channelOf('vip'), a.topicId, ALICE.id, `missed ${i}`);
+    await h.connector.idle();
+    h.sandbox.restoreConnections();
+    await h.clock.advance(0);
+    await h.connector.idle();
+    const texts = new Set(messages().map((m) => m.text));
+    expect(Array.from({ length: 230 }, (_, i) => `missed ${i + 1}`).filter((t) => !texts.has(t))).toEqual([]);
+  });
+
   it('catches up as a bot too, reading the group after the last message it saw', async () => {
     h = await setup({ as: 'bot' });
     const a = await openTopic('vip', '920');
