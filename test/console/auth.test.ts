@@ -4,7 +4,7 @@ import { SESSIONS_NS, SESSION_TTL_MS, safeNext } from '../../server/console/auth
 import { setupConsole, TOKEN } from './harness.ts';
 
 const PAGES = ['/', '/history', '/history.csv', '/tickets/hubspot%3A42%3A1', '/performance', '/config', '/config/mappings', '/config/versions/1', '/replay', '/forum', '/dead-letters'];
-const FORMS = ['/config', '/config/rollback', '/config/mappings', '/replay', '/forum/reply', '/forum/close', '/forum/presence', '/dead-letters/retry', '/sandbox/generator', '/logout'];
+const FORMS = ['/config', '/config/rollback', '/config/mappings', '/config/mappings/rollback', '/replay', '/forum/reply', '/forum/close', '/forum/presence', '/dead-letters/retry', '/sandbox/generator', '/logout'];
 
 describe('console sign-in and sessions', () => {
   it('sends every page to the sign-in page without a session, remembering where the reader was going', async () => {

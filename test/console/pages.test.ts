@@ -299,6 +299,17 @@ describe('configuration', () => {
     const ok = await c.post('/config/mappings', { crm: 'hubspot', account: '4242', mapping: JSON.stringify({ tier: 'customer_tier', lifetimeValue: 'ltv' }) });
     expect(ok.status).toBe(303);
     expect(c.mappings.hubspot!.saved.get('4242')).toEqual({ tier: 'customer_tier', lifetimeValue: 'ltv' });
+    // Each save is a version; an earlier one (0 = the mapping before the first change) can be made current again.
+    const versions = visible(await (await c.get('/config/mappings')).text());
+    expect(versions).toMatch(/Versions of this mapping \(2\).*Version Saved By Note Actions 1 in force .* console saved in the console – 0 .* tierline in force before the first change Roll back to version 0/);
+    const back = await c.post('/config/mappings/rollback', { crm: 'hubspot', account: '4242', version: '0' });
+    expect(back.status).toBe(303);
+    expect(back.headers.get('location')).toBe('/config/mappings?saved=hubspot%204242&rolledBack=0');
+    expect(c.mappings.hubspot!.saved.get('4242')).toMatchObject({ tier: 'tierline_tier' });
+    expect(visible(await (await c.get(back.headers.get('location')!)).text())).toMatch(/Rolled back the mapping for hubspot 4242: version 0 is in force again, saved as a new version\..*Versions of this mapping \(3\)/);
+    const gone = await c.post('/config/mappings/rollback', { crm: 'hubspot', account: '4242', version: '9' });
+    expect(gone.status).toBe(404);
+    expect(visible(await gone.text())).toMatch(/was not rolled back: Mapping version 9 of 4242 is not kept/);
     const added = await c.post('/config/mappings', { crm: 'hubspot', account: '777', mapping: JSON.stringify({ tier: 't', lifetimeValue: 'l' }) });
     expect(added.status).toBe(303);
     expect(visible(await (await c.get('/config/mappings?saved=hubspot%20777')).text())).toMatch(/Saved the mapping for hubspot 777\. .*Portal 777/);

@@ -243,7 +243,7 @@ describe('bad input, endpoint by endpoint', () => {
   it('console form posts: hostile fields with a valid session and CSRF token, and without either', async () => {
     const s = await consoleLogin(w);
     let n = 0;
-    const paths = ['/config', '/config/rollback', '/config/mappings', '/dead-letters/retry', '/replay', '/forum/reply', '/forum/close', '/forum/presence', '/sandbox/generator', '/logout'];
+    const paths = ['/config', '/config/rollback', '/config/mappings', '/config/mappings/rollback', '/dead-letters/retry', '/replay', '/forum/reply', '/forum/close', '/forum/presence', '/sandbox/generator', '/logout'];
     const field = fc.oneof(fc.string({ maxLength: 40 }), fc.constantFrom('-1', '0', '1e309', 'NaN', '../../etc/passwd', '<script>', '{"a":1}', 'x'.repeat(5000)));
     const form = fc.dictionary(fc.constantFrom('version', 'id', 'group', 'topic', 'user', 'text', 'online', 'action', 'crm', 'account', 'mapping', 'rules', 'queues', 'agents', 'days', 'note', 'tier', 'json'), field, { maxKeys: 6 });
     await fc.assert(

@@ -4,6 +4,7 @@
 import { ConfigError, type ConfigProblem } from '../../../core/config.ts';
 import { AppError } from '../../../core/errors.ts';
 import type { Auth } from '../auth.ts';
+import type { MappingVersion } from '../../contracts.ts';
 import type { ConsoleContext, Routes } from '../context.ts';
 import { describePath, draftFromForm, parseDraft, sectionOf, textOf, type DraftText, type Section } from '../draft.ts';
 import { csrfField, empty, html, notice, raw, shell, tableWrap, time, type Html } from '../ui.ts';
@@ -154,8 +155,9 @@ ${v.version !== current?.version ? html`<form method="post" action="/config/roll
         const forms = await Promise.all(
           accounts.map(async (account) => {
             const isFailed = failed && failed.crm === id && failed.account === account;
-            const text = isFailed ? failed.text : JSON.stringify(await m.get(account), null, 2);
-            return mappingForm(csrf, id, account, text, isFailed ? failed.error : null);
+            const [value, versions] = await Promise.all([m.get(account), m.versions(account)]);
+            const text = isFailed ? failed.text : JSON.stringify(value, null, 2);
+            return html`${mappingForm(csrf, id, account, text, isFailed ? failed.error : null)}${mappingVersions(csrf, id, account, versions)}`;
           }),
         );
         const addFailed = failed && failed.crm === id && !accounts.includes(failed.account) ? failed : null;
@@ -180,7 +182,27 @@ ${ids.length ? sections : empty('No CRM connector is configured.', installHint(c
 
   app.get('/config/mappings', auth.requirePage, async (c) => {
     const q = c.req.query();
-    return c.html(await mappingsPage(c.get('session').csrf, q.saved ? notice('ok', `Saved the mapping for ${q.saved}.`) : ''));
+    const msg = q.saved ? notice('ok', q.rolledBack ? `Rolled back the mapping for ${q.saved}: version ${q.rolledBack} is in force again, saved as a new version.` : `Saved the mapping for ${q.saved}.`) : '';
+    return c.html(await mappingsPage(c.get('session').csrf, msg));
+  });
+
+  app.post('/config/mappings/rollback', auth.requireForm, async (c) => {
+    const form = await c.req.parseBody();
+    const csrf = c.get('session').csrf;
+    const crm = typeof form.crm === 'string' ? form.crm : '';
+    const account = typeof form.account === 'string' ? form.account.trim() : '';
+    const version = Number(form.version);
+    const m = ctx.mappings[crm];
+    if (!m) return c.html(await mappingsPage(csrf, notice('bad', `No connector "${crm}".`)), 404);
+    if (!/^[\w.-]{1,100}$/.test(account) || !Number.isInteger(version) || version < 0) return c.html(await mappingsPage(csrf, notice('bad', 'Pick a version to roll back to from the list under the mapping.')), 400);
+    try {
+      await m.rollback(account, version, 'console');
+    } catch (err) {
+      if (err instanceof AppError) return c.html(await mappingsPage(csrf, notice('bad', html`The mapping for ${crm} ${account} was not rolled back: ${err.message}`)), err.code === 'not_found' ? 404 : 422);
+      throw err;
+    }
+    ctx.logger.info('console: mapping rolled back', { crm, account, to: version });
+    return c.redirect(`/config/mappings?saved=${encodeURIComponent(`${crm} ${account}`)}&rolledBack=${version}`, 303);
   });
 
   app.post('/config/mappings', auth.requireForm, async (c) => {
@@ -200,7 +222,8 @@ ${ids.length ? sections : empty('No CRM connector is configured.', installHint(c
       return fail(`not valid JSON (${err instanceof Error ? err.message : String(err)}).`, 400);
     }
     try {
-      await m.put(account, value, { author: 'console', note: 'saved in the console' });
+      const note = typeof form.note === 'string' && form.note.trim() ? form.note.trim().slice(0, 500) : 'saved in the console';
+      await m.put(account, value, { author: 'console', note });
     } catch (err) {
       if (err instanceof AppError) return fail(err.message, 422);
       throw err;
@@ -219,8 +242,21 @@ ${isNew
   : html`<h3>${crm === 'hubspot' ? 'Portal' : 'Org'} ${account}</h3><input type="hidden" name="account" value="${account}">`}
 ${error ? html`<div class="notice bad" id="${id}-err">${error}</div>` : ''}
 <div class="field"><label for="${id}">Mapping (JSON)</label><textarea id="${id}" name="mapping" rows="${Math.min(24, Math.max(6, text.split('\n').length + 1))}" spellcheck="false"${error ? raw(` aria-invalid="true" aria-describedby="${id}-err"`) : ''}>${text}</textarea></div>
+<div class="field"><label for="${id}-note">Note for this version</label><input type="text" id="${id}-note" name="note" maxlength="500" size="60" placeholder="what changed and why"></div>
 <button type="submit">Save mapping</button>
 </form>`;
+}
+
+/** An account's saved mapping versions (newest first, the first is in force), each but the current one restorable. */
+function mappingVersions(csrf: string, crm: string, account: string, versions: MappingVersion[]): Html {
+  if (!versions.length) return html`<p class="muted">No changes saved yet: the mapping above is the default.</p>`;
+  const id = `map-${crm}-${account.replace(/[^\w-]/g, '_')}-versions`;
+  return html`<details><summary>Versions of this mapping (${versions.length})</summary>
+${tableWrap(`Mapping versions of ${crm} ${account}`, html`<table id="${id}"><thead><tr><th scope="col">Version</th><th scope="col">Saved</th><th scope="col">By</th><th scope="col">Note</th><th scope="col">Actions</th></tr></thead><tbody>
+${versions.map((v, i) => html`<tr><th scope="row">${v.version}${i === 0 ? html` <span class="badge ok">in force</span>` : ''}</th><td>${time(v.savedAt)}</td><td>${v.author}</td><td>${v.note || '–'}</td>
+<td>${i === 0 ? '–' : html`<form class="inline" method="post" action="/config/mappings/rollback" data-confirm="Make version ${v.version} of this mapping the one in force? It is saved as a new version; nothing is lost.">${csrfField(csrf)}<input type="hidden" name="crm" value="${crm}"><input type="hidden" name="account" value="${account}"><input type="hidden" name="version" value="${v.version}"><button type="submit" class="secondary">Roll back to version ${v.version}</button></form>`}</td></tr>`)}
+</tbody></table>`)}
+</details>`;
 }
 
 function installHint(ctx: ConsoleContext, crm: string | null): Html {
