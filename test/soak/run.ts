@@ -4,8 +4,11 @@
 // ticket was lost (each routed, written back to its CRM record and resolved) and none duplicated (one topic, one
 // 'routed' and one 'resolved' history entry, and on a sample, one CRM history row per entry).
 //
-//   npm run soak -- [--minutes 30] [--rate 50] [--faults 0.01] [--retention-minutes 5] [--sample-seconds 10]
+//   npm run soak -- [--minutes 30] [--rate 50] [--faults 0.01] [--retention-minutes 5] [--sample-seconds 10] [--store lowdb|postgres]
 //
+// --store postgres: the service on PostgreSQL (TIERLINE_TEST_DATABASE_URL, or a throwaway cluster with production
+// durability), which keeps no per-ticket state in the process; the database grows with the audit trail by design
+// and is reported per ticket, not judged flat.
 // --retention-minutes: how long resolved tickets stay in the live file (the service default is 60), and the longest
 // the connectors' idempotency records of finished work are kept (default a day); shorter lets a run reach its steady
 // state sooner. Warm-up is that long plus a minute (at most half the run). The history files
@@ -17,11 +20,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import pg from 'pg';
 import { openLowdbStore } from '../../server/storage/lowdb-store.ts';
+import { openPostgresStore } from '../../server/storage/postgres/postgres-store.ts';
+import { postgresSkipReason, startTestPostgres } from '../setup/postgres.ts';
 import { agentByName, hubspotTicket, outboxDepth, retryOutbound, salesforceCase, sleep, startWorld, type Sent } from '../e2e/harness.ts';
 import type { SoakServiceOptions } from './service.ts';
 
-const { values: args } = parseArgs({ options: { minutes: { type: 'string', default: '30' }, rate: { type: 'string', default: '50' }, faults: { type: 'string', default: '0.01' }, 'retention-minutes': { type: 'string', default: '5' }, 'sample-seconds': { type: 'string', default: '10' } } });
+const { values: args } = parseArgs({ options: { minutes: { type: 'string', default: '30' }, rate: { type: 'string', default: '50' }, faults: { type: 'string', default: '0.01' }, 'retention-minutes': { type: 'string', default: '5' }, 'sample-seconds': { type: 'string', default: '10' }, store: { type: 'string', default: 'lowdb' } } });
+if (args.store !== 'lowdb' && args.store !== 'postgres') throw new Error(`--store must be lowdb or postgres, not ${args.store}`);
+const onPostgres = args.store === 'postgres';
 const minutes = Number(args.minutes);
 const rate = Number(args.rate);
 const faultShare = Number(args.faults);
@@ -66,7 +74,10 @@ function flatness(xs: number[]): { first: number; second: number; growthPct: num
 const world = await startWorld();
 world.salesforce.setLimit(0, 1e12);
 const dataDir = await mkdtemp(join(tmpdir(), 'tierline-soak-'));
-const opts: SoakServiceOptions = { dataDir, publicUrl: world.lb.url, adminToken: randomBytes(18).toString('hex'), secretsKey: randomBytes(32).toString('base64'), external: world.external, closedTicketRetentionMs: retentionMin * 60_000 };
+if (onPostgres && postgresSkipReason) throw new Error(`--store postgres: ${postgresSkipReason}`);
+const cluster = onPostgres ? await startTestPostgres({ durable: true }) : null;
+const databaseUrl = cluster ? await cluster.createDatabase() : undefined;
+const opts: SoakServiceOptions = { dataDir, publicUrl: world.lb.url, adminToken: randomBytes(18).toString('hex'), secretsKey: randomBytes(32).toString('base64'), external: world.external, closedTicketRetentionMs: retentionMin * 60_000, ...(databaseUrl ? { databaseUrl } : {}) };
 const child = spawn(process.execPath, [fileURLToPath(new URL('./service.ts', import.meta.url)), JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'pipe'] });
 let childErr = '';
 child.stderr!.setEncoding('utf8').on('data', (d: string) => void (childErr = (childErr + d).slice(-20_000)));
@@ -154,8 +165,18 @@ const agents = (async () => {
 
 type Sample = { at: number; rss: number; heapUsed: number; live: number; history: number; created: number; outbox: number | null };
 const samples: Sample[] = [];
+const dbSize = async (): Promise<number> => {
+  const c = new pg.Client({ connectionString: databaseUrl });
+  await c.connect();
+  try {
+    return Number((await c.query<{ n: string }>('SELECT pg_database_size(current_database()) AS n')).rows[0]!.n);
+  } finally {
+    await c.end();
+  }
+};
 const sample = async () => {
-  const s = await sizes(dataDir);
+  // On PostgreSQL everything is in the database: reported as history (it grows with the audit trail), nothing as live.
+  const s = databaseUrl ? { live: 0, history: await dbSize() } : await sizes(dataDir);
   const x: Sample = { at: Date.now() - started, rss: await rssOf(child.pid!), heapUsed: heap.heapUsed, live: s.live, history: s.history, created, outbox: await outboxDepth(serviceUrl) };
   samples.push(x);
   say(`  t=${Math.round(x.at / 1000)}s tickets=${created} rss=${mb(x.rss)}MB heap=${mb(x.heapUsed)}MB live+log=${mb(x.live)}MB history=${mb(x.history)}MB outbox=${x.outbox ?? '?'} resolved=${resolvedByAgents}`);
@@ -191,7 +212,7 @@ await sample();
 child.kill('SIGTERM');
 await new Promise((ok) => child.on('exit', ok));
 
-const store = await openLowdbStore({ dir: dataDir, clock: { now: () => Date.now() } });
+const store = databaseUrl ? await openPostgresStore({ url: databaseUrl }) : await openLowdbStore({ dir: dataDir, clock: { now: () => Date.now() } });
 const count = async (kind: 'routed' | 'resolved') => {
   const per = new Map<string, number>();
   for (let offset = 0; ; offset += 5000) {
@@ -256,14 +277,16 @@ const report = {
   rssMB: { atWarmupEndPeak: mb(rss.first), lastHalfPeak: mb(rss.second), growthPct: rss.growthPct, flat: rss.flat, final: mb(last.rss) },
   heapUsedMB: { firstHalfPeak: mb(heapFlat.first), lastHalfPeak: mb(heapFlat.second), growthPct: heapFlat.growthPct, final: mb(last.heapUsed) },
   outboxPeak: Math.max(...samples.map((x) => x.outbox ?? 0)),
-  liveFileAndLogMB: { firstHalfPeak: mb(live.first), lastHalfPeak: mb(live.second), growthPct: live.growthPct, flat: live.flat },
-  historyFilesMB: mb(last.history),
-  historyBytesPerTicket: Math.round(last.history / Math.max(1, routed.size)),
+  store: args.store,
+  ...(onPostgres
+    ? { databaseMB: mb(last.history), databaseBytesPerTicket: Math.round(last.history / Math.max(1, routed.size)) }
+    : { liveFileAndLogMB: { firstHalfPeak: mb(live.first), lastHalfPeak: mb(live.second), growthPct: live.growthPct, flat: live.flat }, historyFilesMB: mb(last.history), historyBytesPerTicket: Math.round(last.history / Math.max(1, routed.size)) }),
 };
 say(JSON.stringify(report, null, 2));
 for (const x of [...failures.slice(0, 5), ...lost.slice(0, 10), ...duplicated.slice(0, 10), ...crmProblems.slice(0, 10), ...dead.slice(0, 5).map((d) => `dead letter ${d.id}: ${d.lastError}`)]) say(`  ${x}`);
 await world.close();
 await rm(dataDir, { recursive: true, force: true });
-const ok = settled && failures.length === 0 && lost.length === 0 && duplicated.length === 0 && crmProblems.length === 0 && dead.length === 0 && rss.flat && live.flat;
+await cluster?.stop();
+const ok = settled && failures.length === 0 && lost.length === 0 && duplicated.length === 0 && crmProblems.length === 0 && dead.length === 0 && rss.flat && (onPostgres || live.flat);
 say(ok ? 'soak: PASS (nothing lost, nothing duplicated, memory and live files flat after warm-up)' : `soak: FAIL (${settled ? 'see above' : 'the backlog did not drain within the settle window: the service did not keep up with the rate'})`);
 process.exit(ok ? 0 : 1);
