@@ -30,10 +30,13 @@ export type ReadinessOptions = {
   timeoutMs?: number;
 };
 
+const FAILED_RECHECK_MS = 5_000;
+
 export function createReadiness(opts: ReadinessOptions): { check(): Promise<ReadinessReport> } {
   const ttl = opts.crmCheckMs ?? 30_000;
   const timeoutMs = opts.timeoutMs ?? 5_000;
-  const cache = new Map<string, { at: number; result: Promise<Reachability> }>();
+  type CacheEntry = { at: number; failed: boolean; result: Promise<Reachability> };
+  const cache = new Map<string, CacheEntry>();
 
   const withTimeout = (p: Promise<Reachability>): Promise<Reachability> => {
     let timer: NodeJS.Timeout | undefined;
@@ -44,13 +47,17 @@ export function createReadiness(opts: ReadinessOptions): { check(): Promise<Read
     return Promise.race([p.catch((err: unknown): Reachability => ({ ok: false, accounts: [], error: errorMessage(err) })), late]).finally(() => clearTimeout(timer));
   };
 
-  /** The cached result while fresh; otherwise one new check, shared by every probe that arrives meanwhile. */
-  const reach = (s: ReadinessSource & { reach: () => Promise<Reachability> }): Promise<Reachability & { checkedAt: number }> => {
+  /**
+   * The cached result while fresh; otherwise one new check, shared by every probe that arrives meanwhile. A failed
+   * check is reused for at most 5 s, so an instance is not kept out of a load balancer long after its CRM recovered.
+   */
+  const reach = (id: string, call: () => Promise<Reachability>): Promise<Reachability & { checkedAt: number }> => {
     const now = Date.now(); // wall time, also under a test's manual clock: this paces calls to real upstreams
-    let hit = cache.get(s.id);
-    if (!hit || now - hit.at >= ttl) {
-      hit = { at: now, result: withTimeout(s.reach()) };
-      cache.set(s.id, hit);
+    let hit = cache.get(id);
+    if (!hit || now - hit.at >= (hit.failed ? Math.min(ttl, FAILED_RECHECK_MS) : ttl)) {
+      const entry: CacheEntry = { at: now, failed: false, result: withTimeout(call()) };
+      entry.result.then((r) => void (entry.failed = !r.ok));
+      cache.set(id, (hit = entry));
     }
     const at = hit.at;
     return hit.result.then((r) => ({ ...r, checkedAt: at }));
@@ -71,7 +78,7 @@ export function createReadiness(opts: ReadinessOptions): { check(): Promise<Read
       await Promise.all(
         opts.sources.map(async (s) => {
           try {
-            const [health, reachable] = await Promise.all([s.health(), s.reach ? reach(s as ReadinessSource & { reach: () => Promise<Reachability> }) : undefined]);
+            const [health, reachable] = await Promise.all([s.health(), s.reach ? reach(s.id, s.reach) : undefined]);
             connectors[s.id] = reachable ? { ...health, ok: health.ok && reachable.ok, reachable } : health;
           } catch (err) {
             connectors[s.id] = { ok: false, error: errorMessage(err) };
