@@ -7,7 +7,7 @@
 import { AppError, errorMessage, isRetryable } from './errors.ts';
 import { parseRoutingConfig } from './config.ts';
 import { explainDecision } from './explain.ts';
-import { createRouter, effectOps, stateOf, type Decision, type Router } from './route.ts';
+import { applyCounterOps, createRouter, effectOps, stateOf, type Decision, type Router } from './route.ts';
 import { SEGMENT_FIELDS, segmentLabel, ticketKey, type CrmId, type TicketRef } from './segment.ts';
 import { COMMAND_HELP, ticketCard, topicTitle } from './cards.ts';
 import { fnv64 } from './ids.ts';
@@ -57,6 +57,8 @@ export type PipelineOptions = {
  * again and its side effect is idempotent (random ids, upserts by key). It takes a flush off every step's time.
  */
 const DONE_AFTER_SIDE_EFFECT = { awaitFlush: false } as const;
+/** Waiting tickets tried per decision turn when capacity frees up; the turn is then handed on (see assignWaiting). */
+const WAITING_SCAN = 100;
 
 const DEFAULTS: PipelineOptions = { maxAttempts: 8, backoffBaseMs: 1_000, backoffMaxMs: 5 * 60_000, leaseMs: 10 * 60_000, batchSize: 32, maxInFlight: 256, offlineGraceMs: 2 * 60_000 };
 
@@ -593,7 +595,7 @@ export function createPipeline(deps: PipelineDeps) {
       const now = clock.now();
       const counters = await store.counters();
       const previous = t.agentId;
-      const d = router.route({ segment: t.segment!, now, enqueuedAt: t.enqueuedAt ?? now, queueId: t0.queueId, exclude: [...new Set([...exclude, ...(previous ? [previous] : [])])] }, stateOf(counters));
+      const d = router.route({ segment: t.segment!, now, enqueuedAt: t.enqueuedAt ?? now, queueId: t0.queueId, ruleId: t.ruleId, exclude: [...new Set([...exclude, ...(previous ? [previous] : [])])] }, stateOf(counters));
       const ops: CounterOp[] = [];
       if (previous && t.status !== 'waiting') ops.push({ op: 'load', agentId: previous, delta: -1 });
       ops.push(...applyDecision(t, d, router, now, t0.queueId));
@@ -629,7 +631,7 @@ export function createPipeline(deps: PipelineDeps) {
       if (esc?.overflowTo) {
         const counters = await store.counters();
         const previous = t.agentId;
-        const d = router.route({ segment: t.segment!, now, enqueuedAt: t.enqueuedAt ?? now, queueId: esc.overflowTo }, stateOf(counters));
+        const d = router.route({ segment: t.segment!, now, enqueuedAt: t.enqueuedAt ?? now, queueId: esc.overflowTo, ruleId: t.ruleId }, stateOf(counters));
         if (previous && t.status !== 'waiting') ops.push({ op: 'load', agentId: previous, delta: -1 });
         ops.push(...applyDecision(t, d, router, now, t.queueId));
         if (t.firstResponseAt && t.status === 'assigned') t.status = 'answered';
@@ -653,40 +655,52 @@ export function createPipeline(deps: PipelineDeps) {
     const lists = (await store.counters()).waiting;
     const waiting = [...new Set(queueIds)].flatMap((queueId) => Object.entries(lists[queueId] ?? {}).map(([key, since]) => ({ key, queueId, since }))).sort((a, b) => a.since - b.since);
     // Queues where nobody can take any ticket right now (every agent at capacity, away or offline): trying the rest
-    // of their waiting tickets would only take the routing lock once per ticket, for every freed slot.
+    // of their waiting tickets would only repeat the same answer.
     const full = new Set<string>();
-    for (const w of waiting) {
-      if (full.has(w.queueId)) continue;
-      const ok = await exclusive(async () => {
-        const t0 = await store.getTicket(w.key);
-        if (!t0 || t0.status !== 'waiting' || !t0.queueId) return false;
-        const t = structuredClone(t0);
+    // One decision turn per WAITING_SCAN tickets, with the counters read once at its start and kept current in memory:
+    // a free agent who lacks the skills of the oldest tickets makes the pass try many of them, and a turn (and a
+    // counters read, which grows with the waiting lists) per ticket saturated the routing lock on PostgreSQL.
+    for (let i = 0; i < waiting.length; ) {
+      const end = Math.min(waiting.length, i + WAITING_SCAN);
+      placed += await exclusive(async () => {
+        let n = 0;
         const router = await currentRouter();
-        const now = clock.now();
-        const from = t0.queueId;
-        const d = router.route({ segment: t.segment!, now, enqueuedAt: t.enqueuedAt ?? now, queueId: from }, stateOf(await store.counters()));
-        if (d.outcome === 'held' && d.queueId === from) {
-          const step = d.steps.find((x) => x.queueId === from);
-          if (step?.considered.every((c) => c.reason === 'at_capacity' || c.reason === 'away' || c.reason === 'offline')) full.add(from);
-          return false;
+        const counters = await store.counters();
+        for (; i < end; i++) {
+          const w = waiting[i]!;
+          // Placed or moved since the list was read (another pass, a reassignment): nothing to read.
+          if (full.has(w.queueId) || counters.waiting[w.queueId]?.[w.key] === undefined) continue;
+          const t0 = await store.getTicket(w.key);
+          if (!t0 || t0.status !== 'waiting' || !t0.queueId) continue;
+          const t = structuredClone(t0);
+          const now = clock.now();
+          const from = t0.queueId;
+          const d = router.route({ segment: t.segment!, now, enqueuedAt: t.enqueuedAt ?? now, queueId: from, ruleId: t.ruleId }, stateOf(counters));
+          if (d.outcome === 'held' && d.queueId === from) {
+            const step = d.steps.find((x) => x.queueId === from);
+            if (step?.considered.every((c) => c.reason === 'at_capacity' || c.reason === 'away' || c.reason === 'offline')) full.add(from);
+            continue;
+          }
+          const ops = applyDecision(t, d, router, now, from);
+          if (t.firstResponseAt && t.status === 'assigned') t.status = 'answered';
+          const kind: HistoryKind = d.queueId !== from ? 'overflow' : 'assigned';
+          const text = kind === 'overflow' ? `Overflow from ${router.queue(from).name}: ${t.summary}` : `Assigned: ${t.summary}`;
+          const e = entry(t, kind, text, now, t.explanation);
+          const mention = mentionOf(router, t.agentId);
+          await commit({
+            tickets: [t],
+            history: [e],
+            counters: ops,
+            jobs: publish(t, e, now, { text: `👤 ${text}\n${t.explanation.map((l) => `• ${l}`).join('\n')}`, ...(mention ? { mention } : {}) }),
+            timers: overflowTimer(t, router, now),
+            cancelTimers: t.status === 'waiting' ? [] : [`overflow_check:${t.key}`],
+          });
+          // The next ticket is judged against the counters this change left (applied here as the stores apply them).
+          applyCounterOps(counters, ops);
+          if (d.outcome === 'assigned') n++;
         }
-        const ops = applyDecision(t, d, router, now, from);
-        if (t.firstResponseAt && t.status === 'assigned') t.status = 'answered';
-        const kind: HistoryKind = d.queueId !== from ? 'overflow' : 'assigned';
-        const text = kind === 'overflow' ? `Overflow from ${router.queue(from).name}: ${t.summary}` : `Assigned: ${t.summary}`;
-        const e = entry(t, kind, text, now, t.explanation);
-        const mention = mentionOf(router, t.agentId);
-        await commit({
-          tickets: [t],
-          history: [e],
-          counters: ops,
-          jobs: publish(t, e, now, { text: `👤 ${text}\n${t.explanation.map((l) => `• ${l}`).join('\n')}`, ...(mention ? { mention } : {}) }),
-          timers: overflowTimer(t, router, now),
-          cancelTimers: t.status === 'waiting' ? [] : [`overflow_check:${t.key}`],
-        });
-        return d.outcome === 'assigned';
+        return n;
       });
-      if (ok) placed++;
     }
     return placed;
   }

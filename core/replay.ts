@@ -121,7 +121,7 @@ function simulate(config: RoutingConfig, tickets: readonly ReplayTicket[]): Sim 
       while (list.length) {
         const i = list[0]!;
         const t = tickets[i]!;
-        const d = router.route({ segment: t.segment, now, enqueuedAt: projected[i]!.decision!.enqueuedAt, queueId }, state);
+        const d = router.route({ segment: t.segment, now, enqueuedAt: projected[i]!.decision!.enqueuedAt, queueId, ruleId: projected[i]!.decision!.rule?.id ?? null }, state);
         if (d.outcome === 'held' && d.queueId === queueId) break;
         apply(i, d, queueId);
       }

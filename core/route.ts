@@ -62,6 +62,8 @@ export type RouteInput = {
   exclude?: readonly string[];
   /** Route inside this queue only, skipping the rules (reassignment keeps the queue). */
   queueId?: string;
+  /** With queueId: the rule that first routed the ticket, whose skills the ticket still needs inside the queue. */
+  ruleId?: string | null;
   /** Skills the ticket needs on top of its rule's. */
   skills?: readonly string[];
 };
@@ -109,6 +111,8 @@ export function createRouter(config: RoutingConfig): Router {
     if (input.queueId) {
       queueId = input.queueId;
       queueReason = { kind: 'rule' };
+      const first = input.ruleId ? rules.find((r) => r.rule.id === input.ruleId) : undefined;
+      if (first?.rule.skills.length) skills = [...skills, ...first.rule.skills];
     } else {
       const m = matchRules(rules, s);
       if (m.kind === 'matched') {

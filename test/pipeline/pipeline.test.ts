@@ -142,6 +142,65 @@ describe('pipeline: later events', () => {
     expect((await h.store.counters()).load).toEqual({ cat: 1, dan: 1 });
   });
 
+  it('a whole backlog that waited too long overflows to the next queue, keeping its wait time', async () => {
+    const config = { ...CONFIG, queues: CONFIG.queues.map((q) => (q.id === 'billing' ? { ...q, slaFirstResponseSeconds: 86_400, overflow: { to: 'general', afterSeconds: 3600, whenNoAgent: false } } : q.id === 'general' ? { ...q, slaFirstResponseSeconds: 86_400, agents: [{ id: 'eve', capacity: 1 }] } : q)) };
+    const h = await harness(config);
+    const refs = Array.from({ length: 252 }, (_, i) => h.crm.add(`b${i}`, { category: 'billing' }));
+    await h.pipeline.intake.accept(refs.map((r, i) => ev(r, `e${i}`, h.clock.now())));
+    await h.drain();
+    const before = await h.store.counters();
+    expect(Object.keys(before.waiting.billing ?? {})).toHaveLength(250);
+    h.clock.advance(3601_000);
+    await h.drain();
+    const c = await h.store.counters();
+    expect(Object.keys(c.waiting.billing ?? {})).toHaveLength(0);
+    // Eve (general, capacity 1) takes the oldest; the other 249 wait in general, their wait time kept.
+    expect(Object.keys(c.waiting.general ?? {})).toHaveLength(249);
+    expect(Object.values(c.waiting.general ?? {}).every((since) => since === Object.values(before.waiting.billing!)[0])).toBe(true);
+    expect((await h.store.history({ kind: 'overflow', limit: 1 })).total).toBe(250);
+    expect(c.load).toMatchObject({ cat: 1, dan: 1, eve: 1 });
+  });
+
+  it('a freed skilled agent gets the oldest waiting ticket that needs their skill, in a few decision turns however long the queue', async () => {
+    const config: RoutingConfigInput = {
+      ...CONFIG,
+      rules: [
+        { id: 'billing', when: [{ field: 'category', op: 'equals', value: 'billing' }], queue: 'skilled', skills: ['billing'] },
+        { id: 'api', when: [{ field: 'category', op: 'equals', value: 'technical' }], queue: 'skilled', skills: ['api'] },
+      ],
+      queues: [...CONFIG.queues, { id: 'skilled', name: 'Skilled', strategy: 'skills', agents: ['sam', 'pat'], slaFirstResponseSeconds: 86_400, groups: ['g1'] }],
+      agents: [...CONFIG.agents, { id: 'sam', name: 'Sam', telegramUserId: '1006', capacity: 1, skills: ['api'] }, { id: 'pat', name: 'Pat', telegramUserId: '1007', capacity: 1, skills: ['billing'] }],
+    };
+    const h = await harness(config);
+    const busyApi = h.crm.add('api-0', { category: 'technical' });
+    const busyBilling = h.crm.add('bill-0', { category: 'billing' });
+    const waitingApi = Array.from({ length: 250 }, (_, i) => h.crm.add(`api-${i + 1}`, { category: 'technical' }));
+    const waitingBilling = h.crm.add('bill-1', { category: 'billing' });
+    for (const [i, r] of [busyApi, busyBilling, ...waitingApi, waitingBilling].entries()) {
+      await h.pipeline.intake.accept([ev(r, `s${i}`, h.clock.now())]);
+      await h.drain();
+      h.clock.advance(10);
+    }
+    expect(Object.keys((await h.store.counters()).waiting.skilled ?? {})).toHaveLength(251);
+
+    // Pat resolves their ticket: the next ticket Pat can take is the billing one behind 250 API tickets.
+    let turns = 0;
+    const exclusive = h.store.exclusive.bind(h.store);
+    h.store.exclusive = (fn) => {
+      turns++;
+      return exclusive(fn);
+    };
+    const done = (await h.store.getTicket(ticketKey(busyBilling)))!;
+    await h.pipeline.onMessengerEvent({ kind: 'message', groupId: done.topic!.groupId, topicId: done.topic!.topicId, messageId: 1, fromTelegramUserId: '1007', text: '/resolve', at: h.clock.now() });
+    const resolveTurns = turns;
+    await h.drain();
+    expect((await h.store.getTicket(ticketKey(waitingBilling)))).toMatchObject({ status: 'assigned', agentId: 'pat' });
+    // The API tickets keep waiting for Sam (the only agent with the api skill), none went to Pat.
+    expect(Object.keys((await h.store.counters()).waiting.skilled ?? {})).toHaveLength(250);
+    expect((await h.store.getTicket(ticketKey(waitingApi[0]!)))).toMatchObject({ status: 'waiting', agentId: null });
+    expect(turns - resolveTurns).toBeLessThan(15);
+  });
+
   it('SLA: a reminder before the target and, on breach, the escalation target is mentioned', async () => {
     const { h, ref } = await routed();
     h.clock.advance(13 * 60_000);
