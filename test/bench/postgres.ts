@@ -116,7 +116,8 @@ async function webhooksPerSecond(url: string, instances: number, firstEventId: n
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     await new Promise<void>((ok, fail) => child.on('exit', (code) => (code === 0 ? ok() : fail(new Error(`throughput worker exited with ${code}`)))));
-    const r = JSON.parse(out) as { perSecond: number; failed: number };
+    const r = JSON.parse(out) as { perSecond: number; failed: number; why: Record<string, number> };
+    if (r.failed) process.stderr.write(`webhook throughput: ${r.failed} deliveries not acknowledged: ${JSON.stringify(r.why)}\n`);
     return { perSecond: r.perSecond, failed: r.failed };
   } finally {
     for (const p of procs) await kill(p, 'SIGTERM');

@@ -13,6 +13,8 @@ const targets = spec.urls.map((u) => new URL(u));
 let next = 0;
 let ok = 0;
 let failed = 0;
+/** Why deliveries were not acknowledged: HTTP status or socket error code. */
+const why: Record<string, number> = {};
 let counting = false;
 let stop = false;
 
@@ -28,13 +30,19 @@ function send(i: number): Promise<void> {
       res.on('end', () => {
         if (counting) {
           if (res.statusCode === 200 || res.statusCode === 204) ok++;
-          else failed++;
+          else {
+            failed++;
+            why[`HTTP ${res.statusCode}`] = (why[`HTTP ${res.statusCode}`] ?? 0) + 1;
+          }
         }
         resolve();
       });
     });
-    req.on('error', () => {
-      if (counting) failed++;
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (counting) {
+        failed++;
+        why[err.code ?? err.message] = (why[err.code ?? err.message] ?? 0) + 1;
+      }
       resolve();
     });
     req.end(body);
@@ -54,5 +62,5 @@ counting = false;
 const secs = (performance.now() - t0) / 1000;
 stop = true;
 await Promise.all(lanes);
-process.stdout.write(JSON.stringify({ ok, failed, seconds: Math.round(secs * 10) / 10, perSecond: Math.round(ok / secs), sent: next }) + '\n');
+process.stdout.write(JSON.stringify({ ok, failed, why, seconds: Math.round(secs * 10) / 10, perSecond: Math.round(ok / secs), sent: next }) + '\n');
 agent.destroy();
