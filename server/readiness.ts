@@ -6,6 +6,7 @@
 import type { Store } from '../core/ports.ts';
 import { errorMessage } from '../core/errors.ts';
 import type { ConnectorHealth, Reachability } from './contracts.ts';
+import { withTimeout } from './with-timeout.ts';
 
 export type ReadinessSource = {
   id: string;
@@ -38,15 +39,6 @@ export function createReadiness(opts: ReadinessOptions): { check(): Promise<Read
   type CacheEntry = { at: number; failed: boolean; result: Promise<Reachability> };
   const cache = new Map<string, CacheEntry>();
 
-  const withTimeout = (p: Promise<Reachability>): Promise<Reachability> => {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<Reachability>((resolve) => {
-      timer = setTimeout(() => resolve({ ok: false, accounts: [], error: `no answer within ${timeoutMs / 1000} s` }), timeoutMs);
-      timer.unref();
-    });
-    return Promise.race([p.catch((err: unknown): Reachability => ({ ok: false, accounts: [], error: errorMessage(err) })), late]).finally(() => clearTimeout(timer));
-  };
-
   /**
    * The cached result while fresh; otherwise one new check, shared by every probe that arrives meanwhile. A failed
    * check is reused for at most 5 s, so an instance is not kept out of a load balancer long after its CRM recovered.
@@ -55,7 +47,7 @@ export function createReadiness(opts: ReadinessOptions): { check(): Promise<Read
     const now = Date.now(); // wall time, also under a test's manual clock: this paces calls to real upstreams
     let hit = cache.get(id);
     if (!hit || now - hit.at >= (hit.failed ? Math.min(ttl, FAILED_RECHECK_MS) : ttl)) {
-      const entry: CacheEntry = { at: now, failed: false, result: withTimeout(call()) };
+      const entry: CacheEntry = { at: now, failed: false, result: withTimeout(call(), timeoutMs).catch((err: unknown): Reachability => ({ ok: false, accounts: [], error: errorMessage(err) })) };
       entry.result.then((r) => void (entry.failed = !r.ok));
       cache.set(id, (hit = entry));
     }

@@ -6,6 +6,7 @@ import type { Counters } from '../../../core/ports.ts';
 import { TIERS } from '../../../core/segment.ts';
 import type { Auth } from '../auth.ts';
 import { dayStart, namesOf, type ConsoleContext, type Routes } from '../context.ts';
+import { withTimeout } from '../../with-timeout.ts';
 import { csrfField, duration, empty, html, int, notice, okBadge, pct, shell, tableWrap, ticketHref, tierBadge, time, type Html } from '../ui.ts';
 
 const REFRESH_S = 5;
@@ -218,15 +219,3 @@ function show(v: unknown, key = '', depth = 0): Html | string {
   if (!entries.length) return '–';
   return html`<ul class="lines">${entries.map(([k, x]) => html`<li>${label(k)}: ${show(x, k, depth + 1)}</li>`)}</ul>`;
 }
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${ms / 1000} s`)), ms);
-      timer.unref();
-    }),
-  ]);
-}
-

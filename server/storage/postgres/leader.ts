@@ -11,6 +11,7 @@
 // holder (`excludeKinds: followerExcludes(leader)`), so every instance's tickets are sent through the holder.
 import pg from 'pg';
 import type { Clock, JobKind, Logger } from '../../../core/ports.ts';
+import { withTimeout } from '../../with-timeout.ts';
 import { LOCK_SPACE, PG_TYPES, describeDatabase, lockIdOf } from './pg-util.ts';
 
 /** Pipeline steps that call Telegram; only the holder of the Telegram role runs them. */
@@ -49,13 +50,6 @@ export type Leader = {
 /** For openPostgresStore's excludeKinds: followers leave the Telegram steps to the holder. */
 export function followerExcludes(leader: Pick<Leader, 'isLeader'>): () => readonly JobKind[] {
   return () => (leader.isLeader() ? [] : MESSENGER_JOB_KINDS);
-}
-
-class Timeout extends Error {}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let t: NodeJS.Timeout;
-  return Promise.race([p, new Promise<T>((_, reject) => (t = setTimeout(() => reject(new Timeout(`no answer within ${ms} ms`)), ms)))]).finally(() => clearTimeout(t));
 }
 
 export function startLeaderElection(opts: LeaderOptions): Leader {
