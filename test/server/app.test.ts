@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { createApp } from '../../server/app.ts';
+import { request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
+import { createApp, MAX_BODY_BYTES } from '../../server/app.ts';
 import { createConfigService } from '../../server/config-service.ts';
 import { createRegistry } from '../../server/metrics.ts';
 import { silentLogger } from '../../server/logger.ts';
@@ -27,6 +30,23 @@ async function setup() {
   });
   const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
   return { h, app, auth };
+}
+
+/** A PUT with a declared length, or chunked (no length: the size is only known while reading). */
+function httpPut(url: string, headers: Record<string, string>, body: string, chunked: boolean): Promise<{ status: number; body: string }> {
+  return new Promise((ok, fail) => {
+    const req = request(url, { method: 'PUT', headers: { ...headers, ...(chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': String(Buffer.byteLength(body)) }) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => ok({ status: res.statusCode ?? 0, body: text }));
+    });
+    // The server may answer 413 and close before the whole body is sent.
+    req.on('error', (e: NodeJS.ErrnoException) => (e.code === 'EPIPE' || e.code === 'ECONNRESET' ? undefined : fail(e)));
+    if (chunked) for (let i = 0; i < body.length; i += 64 * 1024) req.write(body.slice(i, i + 64 * 1024));
+    else req.write(body);
+    req.end();
+  });
 }
 
 describe('HTTP surface', () => {
@@ -99,6 +119,28 @@ describe('HTTP surface', () => {
     const big = await app.request('/api/v1/config', { method: 'PUT', headers: { ...auth, 'content-length': String(2 * 1024 * 1024) }, body: 'x'.repeat(2 * 1024 * 1024) });
     expect(big.status).toBe(413);
     expect(((await big.json()) as { error: { code: string } }).error.code).toBe('payload_too_large');
+  });
+
+  it('over a real socket: a declared length over 1 MB is refused unread, a chunked body is counted, small bodies are read', async () => {
+    const { app, auth } = await setup();
+    const server: ServerType = await new Promise((ok) => {
+      const s = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => ok(s));
+    });
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v1/config`;
+    try {
+      const declared = await httpPut(url, auth, 'x'.repeat(MAX_BODY_BYTES + 1), false);
+      expect(declared.status).toBe(413);
+      expect(JSON.parse(declared.body).error.code).toBe('payload_too_large');
+      const chunked = await httpPut(url, auth, 'x'.repeat(MAX_BODY_BYTES + 1), true);
+      expect(chunked.status).toBe(413);
+      const small = await httpPut(url, auth, '{nope', false);
+      expect(small.status).toBe(400);
+      expect(JSON.parse(small.body).error.message).toMatch(/must be JSON/);
+      const smallChunked = await httpPut(url, auth, '{nope', true);
+      expect(smallChunked.status).toBe(400);
+    } finally {
+      await new Promise((ok) => server.close(ok));
+    }
   });
 
   it('routing history with explanations and filters, tickets, agent status and dead letters', async () => {
