@@ -319,7 +319,11 @@ export interface Store {
 
   history(query: HistoryQuery): Promise<{ total: number; entries: HistoryEntry[] }>;
 
-  /** Small keyed records for connectors: encrypted tokens, OAuth state, replay ids, channel access hashes. */
+  /**
+   * Small keyed records for connectors: encrypted tokens, OAuth state, replay ids, channel access hashes. Values read
+   * back are shared and deeply frozen by the file and memory stores (read on every webhook, so not copied): build a
+   * new value to change one, never mutate what kvGet or kvList returned.
+   */
   kvGet<T = unknown>(ns: string, key: string): Promise<T | null>;
   /**
    * ttlMs: the record may be forgotten after this long (a connector's idempotency record of finished work, useful

@@ -9,12 +9,13 @@ import { TicketRefSchema, ticketKey, type TicketRef } from '../../core/segment.t
 import type { ConnectorHealth, ConnectorMappings, CrmConnector } from '../../server/contracts.ts';
 import { versionedMappings } from '../shared/mapping-versions.ts';
 import { reachAccounts } from '../shared/reach.ts';
+import { storedMappingReader } from '../shared/stored-mapping.ts';
 import type { SecretBox } from '../shared/secrets.ts';
 import { cardData } from './card.ts';
 import { createClients, DEFAULT_TUNING, NS, type HubspotEnv, type StoredInstall, type Tuning } from './client.ts';
 import { createHubspotIntake } from './intake.ts';
 import { provisionPortal, type ProvisionReport } from './install.ts';
-import { defaultMapping, HubspotMappingSchema, watchedTicketProperties, type HubspotMapping } from './mapping.ts';
+import { HubspotMappingSchema, watchedTicketProperties, type HubspotMapping } from './mapping.ts';
 import { companyProperties, mapTicket, noteBody, ticketProperties } from './mapper.ts';
 import { createOAuth } from './oauth.ts';
 import { createReader } from './reader.ts';
@@ -65,14 +66,12 @@ export async function createHubspotConnector(opts: HubspotConnectorOptions): Pro
 
   // ------------------------------------------------------------------ mappings
 
-  async function mappingOf(portalId: string): Promise<HubspotMapping> {
-    const saved = await store.kvGet<unknown>(NS.mappings, portalId);
-    if (!saved) return defaultMapping();
-    const p = HubspotMappingSchema.safeParse(saved);
-    if (p.success) return p.data;
-    logger.warn('stored hubspot mapping is invalid; using the default', { portal: portalId });
-    return defaultMapping();
-  }
+  const mappingOf: (account: string) => Promise<HubspotMapping> = storedMappingReader({
+    store,
+    ns: NS.mappings,
+    schema: HubspotMappingSchema,
+    onInvalid: (account) => logger.warn('stored hubspot mapping is invalid; using the default', { portal: account }),
+  });
 
   function normalisePortal(account: string): string {
     const a = String(account ?? '').trim();

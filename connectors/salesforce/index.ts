@@ -10,11 +10,12 @@ import { TicketRefSchema, type TicketRef } from '../../core/segment.ts';
 import type { ConnectorHealth, ConnectorMappings, CrmConnector } from '../../server/contracts.ts';
 import { versionedMappings } from '../shared/mapping-versions.ts';
 import { reachAccounts } from '../shared/reach.ts';
+import { storedMappingReader } from '../shared/stored-mapping.ts';
 import type { SecretBox } from '../shared/secrets.ts';
 import { createCdcSubscription } from './cdc.ts';
 import { createClients, DEFAULT_TUNING, NS, type SalesforceEnv, type Tuning } from './client.ts';
 import { isSalesforceId, to18 } from './ids.ts';
-import { defaultMapping, SalesforceMappingSchema, type SalesforceMapping } from './mapping.ts';
+import { SalesforceMappingSchema, type SalesforceMapping } from './mapping.ts';
 import { caseUpdate, contextQuery, mapCaseRecord, routingEvent } from './mapper.ts';
 import { deployForceApp, type DeployOutcome } from './metadata.ts';
 import { createOAuth, installThroughOAuth } from './oauth.ts';
@@ -82,14 +83,12 @@ export async function createSalesforceConnector(opts: SalesforceConnectorOptions
 
   // ------------------------------------------------------------------ mappings
 
-  async function mappingOf(orgId: string): Promise<SalesforceMapping> {
-    const saved = await store.kvGet<unknown>(NS.mappings, orgId);
-    if (!saved) return defaultMapping();
-    const p = SalesforceMappingSchema.safeParse(saved);
-    if (p.success) return p.data;
-    logger.warn('stored salesforce mapping is invalid; using the default', { org: orgId });
-    return defaultMapping();
-  }
+  const mappingOf: (account: string) => Promise<SalesforceMapping> = storedMappingReader({
+    store,
+    ns: NS.mappings,
+    schema: SalesforceMappingSchema,
+    onInvalid: (account) => logger.warn('stored salesforce mapping is invalid; using the default', { org: account }),
+  });
 
   const mappings: ConnectorMappings = versionedMappings({
     schema: SalesforceMappingSchema,

@@ -34,6 +34,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { closeSync, existsSync, fsyncSync, openSync, statSync, renameSync, write as fsWrite, fdatasync as fsFdatasync } from 'node:fs';
 import { mkdir, readdir, truncate, unlink } from 'node:fs/promises';
+import { deepFreeze } from '../../core/frozen.ts';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { Low } from 'lowdb';
@@ -421,7 +422,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
       case 'kvput': {
         let m = kv.get(r.ns);
         if (!m) kv.set(r.ns, (m = new Map()));
-        m.set(r.key, r.value === undefined ? null : r.value);
+        m.set(r.key, r.value === undefined ? null : deepFreeze(r.value));
         if (r.expiresAt !== undefined) kvExpiry.set(kvId(r.ns, r.key), r.expiresAt);
         else kvExpiry.delete(kvId(r.ns, r.key));
         return;
@@ -1127,7 +1128,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     async kvGet<T>(ns: string, key: string) {
       const v = kv.get(ns)?.get(key);
       if (v === undefined || v === null || expired(ns, key)) return null;
-      return clone(v) as T;
+      return v as T;
     },
 
     async kvPut(ns, key, value, opts) {
@@ -1136,7 +1137,8 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
       bump(kvPutsInFlight, id, 1);
       try {
         const ttl = opts?.ttlMs === undefined ? undefined : Math.min(opts.ttlMs, expiringCapMs);
-        await submit({ op: 'kvput', ns, key, value: value === undefined ? null : value, ...(ttl !== undefined ? { expiresAt: clock.now() + ttl } : {}) });
+        // Copied once here (the caller keeps its object), then shared frozen by every read.
+        await submit({ op: 'kvput', ns, key, value: value === undefined ? null : clone(value), ...(ttl !== undefined ? { expiresAt: clock.now() + ttl } : {}) });
       } finally {
         bump(kvPutsInFlight, id, -1);
       }
@@ -1151,7 +1153,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     },
 
     async kvList<T>(ns: string) {
-      return [...(kv.get(ns) ?? new Map<string, unknown>()).entries()].filter(([key]) => !expired(ns, key)).map(([key, value]) => ({ key, value: clone(value) as T }));
+      return [...(kv.get(ns) ?? new Map<string, unknown>()).entries()].filter(([key]) => !expired(ns, key)).map(([key, value]) => ({ key, value: value as T }));
     },
 
     async close() {
@@ -1199,7 +1201,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
       const ids = index.allIds();
       for (let i = 0; i < ids.length; i += 5_000) history.push(...(await loadEntries(ids.slice(i, i + 5_000))));
       const kvCopy = new Map<string, Map<string, unknown>>();
-      for (const [ns, m] of kv) kvCopy.set(ns, new Map([...m].filter(([k]) => !expired(ns, k)).map(([k, v]) => [k, clone(v)])));
+      for (const [ns, m] of kv) kvCopy.set(ns, new Map([...m].filter(([k]) => !expired(ns, k))));
       return {
         configs: clone(configs),
         inbound: new Map(inbound),

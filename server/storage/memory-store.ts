@@ -1,5 +1,6 @@
 // The Store in memory: the reference semantics every adapter must match (the contract suite runs against it),
 // and the store unit tests use. Values are cloned in and out so callers can never mutate stored state by accident.
+import { deepFreeze } from '../../core/frozen.ts';
 import { applyCounterOps, copyCounters, emptyCounters } from '../../core/route.ts';
 import type { RoutingConfig } from '../../core/config.ts';
 import type { Batch, Clock, ConfigVersion, Counters, HistoryEntry, HistoryQuery, Job, Store, TicketRecord, Timer } from '../../core/ports.ts';
@@ -209,12 +210,12 @@ export function createMemoryStore(opts: { clock?: Clock } = {}): Store {
     },
     async kvGet<T>(ns: string, key: string) {
       const v = s.kv.get(ns)?.get(key);
-      return v === undefined || expired(ns, key) ? null : (clone(v) as T);
+      return v === undefined || expired(ns, key) ? null : (v as T);
     },
     async kvPut(ns, key, value, opts) {
       let m = s.kv.get(ns);
       if (!m) s.kv.set(ns, (m = new Map()));
-      m.set(key, clone(value));
+      m.set(key, deepFreeze(clone(value)));
       if (opts?.ttlMs !== undefined) kvExpiry.set(kvId(ns, key), clock.now() + opts.ttlMs);
       else kvExpiry.delete(kvId(ns, key));
     },
@@ -223,7 +224,7 @@ export function createMemoryStore(opts: { clock?: Clock } = {}): Store {
       return s.kv.get(ns)?.delete(key) ?? false;
     },
     async kvList<T>(ns: string) {
-      return [...(s.kv.get(ns) ?? new Map<string, unknown>()).entries()].filter(([key]) => !expired(ns, key)).map(([key, value]) => ({ key, value: clone(value) as T }));
+      return [...(s.kv.get(ns) ?? new Map<string, unknown>()).entries()].filter(([key]) => !expired(ns, key)).map(([key, value]) => ({ key, value: value as T }));
     },
     async close() {},
   };

@@ -504,13 +504,23 @@ export function runStoreContract(name: string, open: OpenStore): void {
         expect((await store.kvList('telegram:topics')).map((r) => r.key)).toEqual(['r-2', 'r-3']);
       });
 
-      it('keeps numbers, lists and nested records, and hands out copies', async () => {
+      it('keeps numbers, lists and nested records; neither the writer nor a reader can change what is stored', async () => {
         const v = { hashes: { '1001': '-8812', '1002': '77' }, list: [1, 2, 3], n: 0, flag: false, none: null };
-        await store.kvPut('telegram:hashes', 'acct', v);
+        const written = structuredClone(v);
+        await store.kvPut('telegram:hashes', 'acct', written);
+        written.list.push(9);
+        written.hashes['1001'] = 'changed';
         const got = await store.kvGet<typeof v>('telegram:hashes', 'acct');
         expect(got).toEqual(v);
-        got!.list.push(4);
+        // A store may share one frozen value between readers (mutation throws) or hand out a copy (mutation is lost).
+        try {
+          got!.list.push(4);
+          got!.hashes['1002'] = 'changed';
+        } catch (e) {
+          expect(e).toBeInstanceOf(TypeError);
+        }
         expect(await store.kvGet('telegram:hashes', 'acct')).toEqual(v);
+        expect((await store.kvList('telegram:hashes')).map((r) => r.value)).toEqual([v]);
       });
     });
 
