@@ -37,9 +37,13 @@ export function cutUtf8(text: string, maxBytes: number): string {
   return out.trimEnd() + ellipsis;
 }
 
+// One formatter for every card: Number#toLocaleString builds a new ICU formatter per call (about a millisecond each,
+// measured in the topic step).
+const grouped = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+
 function money(s: Segment): string {
   if (!s.lifetimeValue) return 'unknown';
-  return `${Math.round(s.lifetimeValue.amount).toLocaleString('en-US')} ${s.lifetimeValue.currency}`;
+  return `${grouped.format(Math.round(s.lifetimeValue.amount))} ${s.lifetimeValue.currency}`;
 }
 
 function when(ms: number): string {

@@ -175,7 +175,7 @@ export function createClients(deps: ClientDeps) {
   }
 
   async function installs(): Promise<StoredInstall[]> {
-    return (await store.kvList<StoredInstall>(NS.installs)).map((r) => r.value).sort((a, b) => a.portalId.localeCompare(b.portalId));
+    return (await store.kvList<StoredInstall>(NS.installs)).map((r) => r.value).sort((a, b) => (a.portalId < b.portalId ? -1 : a.portalId > b.portalId ? 1 : 0));
   }
 
   async function saveInstall(i: StoredInstall): Promise<void> {
