@@ -8,8 +8,8 @@
 //     each step's time not spent waiting on an upstream call, plus the time a step sat due before it was claimed).
 //  3. The service process's resident memory, sampled throughout (from /proc, as `ps` shows it).
 import { spawn, type ChildProcess } from 'node:child_process';
+import { START_FLAGS } from './start-flags.ts';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -28,8 +28,6 @@ const pct = (xs: number[], p: number) => (xs.length ? [...xs].sort((a, b) => a -
 const r2 = (x: number) => Math.round(x * 100) / 100;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const SERVICE = fileURLToPath(new URL('./service-proc.ts', import.meta.url));
-/** The Node flags `npm start` runs the service with (package.json), so the bench measures the service as shipped. */
-const START_FLAGS = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } }).scripts.start.split(/\s+/).filter((x) => x.startsWith('--'));
 
 async function freePort(): Promise<number> {
   const srv = createServer();

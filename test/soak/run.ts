@@ -14,6 +14,7 @@
 // state sooner. Warm-up is that long plus a minute (at most half the run). The history files
 // grow with every entry by design (the audit trail); they are reported as bytes per ticket, not judged flat.
 import { spawn } from 'node:child_process';
+import { START_FLAGS } from '../bench/start-flags.ts';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -78,7 +79,7 @@ if (onPostgres && postgresSkipReason) throw new Error(`--store postgres: ${postg
 const cluster = onPostgres ? await startTestPostgres({ durable: true }) : null;
 const databaseUrl = cluster ? await cluster.createDatabase() : undefined;
 const opts: SoakServiceOptions = { dataDir, publicUrl: world.lb.url, adminToken: randomBytes(18).toString('hex'), secretsKey: randomBytes(32).toString('base64'), external: world.external, closedTicketRetentionMs: retentionMin * 60_000, ...(databaseUrl ? { databaseUrl } : {}) };
-const child = spawn(process.execPath, [fileURLToPath(new URL('./service.ts', import.meta.url)), JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'pipe'] });
+const child = spawn(process.execPath, [...START_FLAGS, fileURLToPath(new URL('./service.ts', import.meta.url)), JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'pipe'] });
 let childErr = '';
 child.stderr!.setEncoding('utf8').on('data', (d: string) => void (childErr = (childErr + d).slice(-20_000)));
 let heap = { heapUsed: NaN, heapTotal: NaN, external: NaN, arrayBuffers: NaN };
