@@ -30,7 +30,7 @@ export type AppDeps = {
   rollbackConfig: (version: number, author: string) => Promise<ConfigVersion>;
   manifest: unknown;
   console?: Hono;
-  /** Extra routes (sandbox helpers) mounted before the console. */
+  /** Extra routes (the Telegram intake bot), under the same request ids, body limit and errors, before the console. */
   extra?: Hono;
   /** The service's clock; the admin API dates dead-letter retries with it (default: real time). */
   clock?: Clock;

@@ -1,7 +1,8 @@
 // Composition root: builds the store, the connectors (real or sandboxed, per connector), the pipeline, the worker,
 // the HTTP app and, in sandbox mode, the sample-ticket generator. main.ts runs it; tests start it on port 0.
 import { serve, type ServerType } from '@hono/node-server';
-import { Hono } from 'hono';
+import type { Hono } from 'hono';
+import { errorBody } from './http.ts';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile, chmod } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -124,10 +125,19 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
   const intake: Intake = { accept: (events) => timing.intake(events.map((e) => ticketKey(e.ref)), () => pipeline.intake.accept(events)) };
   const onEvent = async (e: MessengerEvent) => pipeline.onMessengerEvent(e);
 
-  // Build the HTTP server first so the sandboxes know where to deliver webhooks.
-  const app = new Hono();
+  // Build the HTTP server first so the sandboxes know where to deliver webhooks; it answers 503 until the app below
+  // is built. The app is called directly rather than mounted with route(): a mounted app with its own error handler
+  // has every route wrapped in a per-request compose, which was a large share of each webhook's allocation.
+  let app: Hono | null = null;
   const server: ServerType = await new Promise((ok) => {
-    const s = serve({ fetch: app.fetch, port: env.PORT, hostname: env.HOST }, () => ok(s));
+    const s = serve(
+      {
+        fetch: (req, env) => app?.fetch(req, env) ?? Response.json(errorBody('starting', 'Tierline is starting; try again in a moment.'), { status: 503, headers: { 'retry-after': '1' } }),
+        port: env.PORT,
+        hostname: env.HOST,
+      },
+      () => ok(s),
+    );
   });
   const port = (server.address() as { port: number }).port;
   const localUrl = `http://127.0.0.1:${port}`;
@@ -291,7 +301,6 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
           adminToken: () => admin.value,
         })
       : null;
-  if (intakeBot) app.route('/', intakeBot.routes);
 
   const byCrm = new Map(crms.map((c) => [c.id, c.crm]));
   if (intakeBot) for (const [id, port] of byCrm) byCrm.set(id, intakeBot.observe(port));
@@ -340,23 +349,21 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
     rollbackConfig: configService.rollback,
   });
   const manifest = JSON.parse(await readFile(new URL('../manifest.json', import.meta.url), 'utf8'));
-  app.route(
-    '/',
-    createApp({
-      store,
-      logger: log.child({ component: 'http' }),
-      metrics,
-      pipeline,
-      adminToken: () => admin.value,
-      crmConnectors: crms,
-      health,
-      crmCheckMs: env.READYZ_CRM_CHECK_SECONDS * 1000,
-      saveConfig: configService.save,
-      rollbackConfig: configService.rollback,
-      manifest,
-      console: consoleApp,
-    }),
-  );
+  app = createApp({
+    store,
+    logger: log.child({ component: 'http' }),
+    metrics,
+    pipeline,
+    adminToken: () => admin.value,
+    crmConnectors: crms,
+    health,
+    crmCheckMs: env.READYZ_CRM_CHECK_SECONDS * 1000,
+    saveConfig: configService.save,
+    rollbackConfig: configService.rollback,
+    manifest,
+    console: consoleApp,
+    ...(intakeBot ? { extra: intakeBot.routes } : {}),
+  });
 
   for (const c of crms) await c.start();
   if (env.DATABASE_URL && !opts.store) {
