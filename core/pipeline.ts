@@ -661,6 +661,10 @@ export function createPipeline(deps: PipelineDeps) {
     // a free agent who lacks the skills of the oldest tickets makes the pass try many of them, and a turn (and a
     // counters read, which grows with the waiting lists) per ticket saturated the routing lock on PostgreSQL.
     for (let i = 0; i < waiting.length; ) {
+      // Tickets of a queue found full need no turn at all: under a backlog a full queue holds thousands, and a turn
+      // (with its counters read) per hundred of them on every resolution starved the routing lock in the soak.
+      while (i < waiting.length && full.has(waiting[i]!.queueId)) i++;
+      if (i >= waiting.length) break;
       const end = Math.min(waiting.length, i + WAITING_SCAN);
       placed += await exclusive(async () => {
         let n = 0;

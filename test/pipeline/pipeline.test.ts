@@ -161,6 +161,25 @@ describe('pipeline: later events', () => {
     expect(c.load).toMatchObject({ cat: 1, dan: 1, eve: 1 });
   });
 
+  it('a pass over a full queue takes one decision turn however many tickets wait in it', async () => {
+    const h = await harness(CONFIG);
+    // Cat and Dan (billing, capacity 1 each) take the first two; 600 wait behind them.
+    const refs = Array.from({ length: 602 }, (_, i) => h.crm.add(`f${i}`, { category: 'billing' }));
+    await h.pipeline.intake.accept(refs.map((r, i) => ev(r, `f${i}`, h.clock.now())));
+    await h.drain();
+    expect(Object.keys((await h.store.counters()).waiting.billing ?? {})).toHaveLength(600);
+    let turns = 0;
+    const exclusive = h.store.exclusive.bind(h.store);
+    h.store.exclusive = (fn) => {
+      turns++;
+      return exclusive(fn);
+    };
+    expect(await h.pipeline.assignWaiting(['billing'])).toBe(0);
+    // The first hundred show that nobody can take a ticket; the other five hundred need no turn of their own.
+    expect(turns).toBe(1);
+    expect(Object.keys((await h.store.counters()).waiting.billing ?? {})).toHaveLength(600);
+  });
+
   it('a freed skilled agent gets the oldest waiting ticket that needs their skill, in a few decision turns however long the queue', async () => {
     const config: RoutingConfigInput = {
       ...CONFIG,
