@@ -2,8 +2,6 @@
 // webhook, and handing out one frozen object (instead of a fresh copy per read) is what keeps that read cheap. Any
 // accidental mutation then throws (ES modules are strict) instead of silently changing shared state.
 
-export type DeepReadonly<T> = T extends (...args: never[]) => unknown ? T : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;
-
 export function deepFreeze<T>(value: T): T {
   if (value === null || typeof value !== 'object' || Object.isFrozen(value)) return value;
   Object.freeze(value);

@@ -132,7 +132,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
   const server: ServerType = await new Promise((ok) => {
     const s = serve(
       {
-        fetch: (req, env) => app?.fetch(req, env) ?? Response.json(errorBody('starting', 'Tierline is starting; try again in a moment.'), { status: 503, headers: { 'retry-after': '1' } }),
+        fetch: (req, bindings) => app?.fetch(req, bindings) ?? Response.json(errorBody('starting', 'Tierline is starting; try again in a moment.'), { status: 503, headers: { 'retry-after': '1' } }),
         port: env.PORT,
         hostname: env.HOST,
       },

@@ -75,8 +75,16 @@ describe('the service in sandbox mode (npm start without credentials)', () => {
       await until(`the card in “${subject}”`, () => s.forum!.messages(topic.channelId, topic.topicId).some((m) => m.text.includes("Why this ticket is here")));
     }
 
-    const history = await (await fetch(`${s.url}/api/v1/history`, { headers: { authorization: `Bearer ${await adminToken(s)}` } })).json();
+    const auth = { authorization: `Bearer ${await adminToken(s)}` };
+    const history = await (await fetch(`${s.url}/api/v1/history`, { headers: auth })).json();
     expect(JSON.stringify(history)).toContain(t.id);
+    // The intake bot's admin routes answer behind the admin token like the rest of the API; unknown paths get the
+    // JSON error every other failure gets.
+    expect((await fetch(`${s.url}/api/v1/intake/blocked`, { headers: auth })).status).toBe(200);
+    expect((await fetch(`${s.url}/api/v1/intake/blocked`)).status).toBe(401);
+    const missing = await fetch(`${s.url}/no-such-page`);
+    expect(missing.status).toBe(404);
+    expect(((await missing.json()) as { error: { code: string } }).error.code).toBe('not_found');
   });
 
   it('/readyz calls each connected portal and org, reuses the answer, and names the one that cannot be reached', async () => {
