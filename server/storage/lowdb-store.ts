@@ -1145,8 +1145,8 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
       bump(kvPutsInFlight, id, 1);
       try {
         const ttl = opts?.ttlMs === undefined ? undefined : Math.min(opts.ttlMs, expiringCapMs);
-        // Copied once here (the caller keeps its object), then shared frozen by every read.
-        await submit({ op: 'kvput', ns, key, value: value === undefined ? null : clone(value), ...(ttl !== undefined ? { expiresAt: clock.now() + ttl } : {}) });
+        // The value applied is submit's own copy (the caller keeps its object), then shared frozen by every read.
+        await submit({ op: 'kvput', ns, key, value: value === undefined ? null : value, ...(ttl !== undefined ? { expiresAt: clock.now() + ttl } : {}) });
       } finally {
         bump(kvPutsInFlight, id, -1);
       }
