@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../../core/errors.ts';
 import type { RoutingConfigInput } from '../../core/config.ts';
+import type { Store } from '../../core/ports.ts';
 import { ticketKey, type TicketRef } from '../../core/segment.ts';
 import { harness } from './harness.ts';
 
@@ -28,6 +29,17 @@ const CONFIG: RoutingConfigInput = {
     { id: 'g2', title: 'Support 2' },
   ],
 };
+
+/** Counts the store's decision turns (exclusive sections) from now on. */
+function countTurns(store: Store): { count: number } {
+  const turns = { count: 0 };
+  const exclusive = store.exclusive.bind(store);
+  store.exclusive = (fn) => {
+    turns.count++;
+    return exclusive(fn);
+  };
+  return turns;
+}
 
 const ev = (ref: TicketRef, key: string, at = Date.UTC(2026, 10, 2, 9, 0, 0)) => ({ idempotencyKey: key, ref, reason: 'created' as const, at });
 
@@ -168,15 +180,10 @@ describe('pipeline: later events', () => {
     await h.pipeline.intake.accept(refs.map((r, i) => ev(r, `f${i}`, h.clock.now())));
     await h.drain();
     expect(Object.keys((await h.store.counters()).waiting.billing ?? {})).toHaveLength(600);
-    let turns = 0;
-    const exclusive = h.store.exclusive.bind(h.store);
-    h.store.exclusive = (fn) => {
-      turns++;
-      return exclusive(fn);
-    };
+    const turns = countTurns(h.store);
     expect(await h.pipeline.assignWaiting(['billing'])).toBe(0);
     // The first hundred show that nobody can take a ticket; the other five hundred need no turn of their own.
-    expect(turns).toBe(1);
+    expect(turns.count).toBe(1);
     expect(Object.keys((await h.store.counters()).waiting.billing ?? {})).toHaveLength(600);
   });
 
@@ -203,21 +210,16 @@ describe('pipeline: later events', () => {
     expect(Object.keys((await h.store.counters()).waiting.skilled ?? {})).toHaveLength(251);
 
     // Pat resolves their ticket: the next ticket Pat can take is the billing one behind 250 API tickets.
-    let turns = 0;
-    const exclusive = h.store.exclusive.bind(h.store);
-    h.store.exclusive = (fn) => {
-      turns++;
-      return exclusive(fn);
-    };
+    const turns = countTurns(h.store);
     const done = (await h.store.getTicket(ticketKey(busyBilling)))!;
     await h.pipeline.onMessengerEvent({ kind: 'message', groupId: done.topic!.groupId, topicId: done.topic!.topicId, messageId: 1, fromTelegramUserId: '1007', text: '/resolve', at: h.clock.now() });
-    const resolveTurns = turns;
+    const resolveTurns = turns.count;
     await h.drain();
     expect((await h.store.getTicket(ticketKey(waitingBilling)))).toMatchObject({ status: 'assigned', agentId: 'pat' });
     // The API tickets keep waiting for Sam (the only agent with the api skill), none went to Pat.
     expect(Object.keys((await h.store.counters()).waiting.skilled ?? {})).toHaveLength(250);
     expect((await h.store.getTicket(ticketKey(waitingApi[0]!)))).toMatchObject({ status: 'waiting', agentId: null });
-    expect(turns - resolveTurns).toBeLessThan(15);
+    expect(turns.count - resolveTurns).toBeLessThan(15);
   });
 
   it('SLA: a reminder before the target and, on breach, the escalation target is mentioned', async () => {
