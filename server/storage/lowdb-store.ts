@@ -46,6 +46,7 @@ import type { Batch, Clock, ConfigVersion, Counters, HistoryEntry, HistoryQuery,
 import { isOpenTicket } from '../../core/ports.ts';
 import { DEDUPE_WINDOW_MS, type MemoryState } from './memory-store.ts';
 import { acquireLock, appendLines, DurableJsonFile, fsyncDir, readRanges, scanLines } from './lowdb/files.ts';
+import { DueIndex } from './lowdb/due-index.ts';
 import { HistoryIndex, type Loc } from './lowdb/history-index.ts';
 
 export const LIVE_FILE = 'tierline.json';
@@ -268,6 +269,8 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
   /** Company id -> its tickets' keys, for the history company filter (which follows each ticket's current company). */
   const companies = new Map<string, Set<string>>();
   const jobs = new Map<string, Job>();
+  /** The pending jobs by when they can next be claimed (dead and completed ones are not in it). */
+  const due = new DueIndex();
   const doneJobs = new Map<string, number>();
   const inbound = new Map<string, number>();
   const timers = new Map<string, Timer>();
@@ -368,6 +371,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
         }
         for (const id of b.completeJobs ?? []) {
           jobs.delete(id);
+          due.remove(id);
           doneJobs.set(id, r.now);
           newDone.push([id, r.now]);
         }
@@ -376,6 +380,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
           const done = doneJobs.get(j.id);
           if (done !== undefined && done >= r.now - DEDUPE_WINDOW_MS) continue;
           jobs.set(j.id, j);
+          if (j.status === 'pending') due.schedule(j);
         }
         for (const id of b.cancelTimers ?? []) {
           const t = timers.get(id);
@@ -407,8 +412,13 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
         j.attempts += 1;
         j.lastError = r.error;
         j.leaseUntil = 0;
-        if (r.retryAt === null) j.status = 'dead';
-        else j.nextAt = r.retryAt;
+        if (r.retryAt === null) {
+          j.status = 'dead';
+          due.remove(j.id);
+        } else {
+          j.nextAt = r.retryAt;
+          due.schedule(j);
+        }
         return;
       }
       case 'retry': {
@@ -417,6 +427,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
         j.status = 'pending';
         j.nextAt = r.now;
         j.attempts = 0;
+        due.schedule(j);
         return;
       }
       case 'kvput': {
@@ -486,7 +497,11 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
       trackOpen(t);
       noteTicket(t, null);
     }
-    for (const j of f.jobs) jobs.set(j.id, { ...j, leaseUntil: 0 });
+    for (const j0 of f.jobs) {
+      const j = { ...j0, leaseUntil: 0 };
+      jobs.set(j.id, j);
+      if (j.status === 'pending') due.schedule(j);
+    }
     for (const t of f.timers) timers.set(t.id, t);
     earliestTimer = null;
     counters = f.counters;
@@ -1058,20 +1073,24 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     async claimJobs(now, limit, leaseMs) {
       guard();
       if (limit <= 0) return [];
-      // The `limit` earliest due jobs, kept sorted while scanning: under a backlog of thousands, sorting every due job
-      // on each claim (a claim follows every finished step) cost more than the steps.
-      const before = (a: Job, b: Job) => a.nextAt - b.nextAt || a.createdAt - b.createdAt;
+      // The `limit` earliest due jobs from the due-time index (a scan of every job on each claim, and a claim follows
+      // every finished step, kept a backlog from ever draining).
       const out: Job[] = [];
-      for (const j of jobs.values()) {
-        if (j.status !== 'pending' || j.nextAt > now || j.leaseUntil > now || (unsaved.size && unsaved.has(`j:${j.id}`))) continue;
-        if (out.length === limit && before(j, out[limit - 1]!) >= 0) continue;
-        let k = out.length === limit ? limit - 1 : out.length;
-        while (k > 0 && before(j, out[k - 1]!) < 0) k--;
-        out.splice(k, 0, j);
-        if (out.length > limit) out.pop();
+      const notYet: Job[] = [];
+      while (out.length < limit) {
+        const id = due.popDue(now);
+        if (id === undefined) break;
+        const j = jobs.get(id)!;
+        // Created by a record not yet flushed: handed out once it is.
+        if (unsaved.size && unsaved.has(`j:${id}`)) notYet.push(j);
+        else out.push(j);
       }
       // Leases live in memory only: one process owns the directory, and opening clears them.
-      for (const j of out) j.leaseUntil = now + leaseMs;
+      for (const j of out) {
+        j.leaseUntil = now + leaseMs;
+        due.schedule(j);
+      }
+      for (const j of notYet) due.schedule(j);
       return clone(out);
     },
 
@@ -1101,9 +1120,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     },
 
     async pendingJobs() {
-      let n = 0;
-      for (const j of jobs.values()) if (j.status === 'pending') n++;
-      return n;
+      return due.size;
     },
 
     async dueTimers(now, limit) {

@@ -277,6 +277,16 @@ export function runStoreContract(name: string, open: OpenStore): void {
         expect(await store.claimJobs(T0, 0, 1000)).toEqual([]);
       });
 
+      it('claims jobs created in the same millisecond in the order they were enqueued, across a reopen', async () => {
+        // A reply and a /resolve fetched together after a restart become two steps of one topic with one timestamp.
+        await store.commit({ jobs: [job('reply', { nextAt: T0, createdAt: T0 }), job('resolve', { nextAt: T0, createdAt: T0 })] });
+        await store.commit({ jobs: [job('third', { nextAt: T0, createdAt: T0 })] });
+        expect((await store.claimJobs(T0, 10, 1000)).map((j) => j.id)).toEqual(['reply', 'resolve', 'third']);
+        if (!handle.reopen) return;
+        store = await reopened(() => undefined);
+        expect((await store.claimJobs(T0, 10, 1000)).map((j) => j.id)).toEqual(['reply', 'resolve', 'third']);
+      });
+
       it('ignores a second enqueue of the same id, pending or completed', async () => {
         await store.commit({ jobs: [job('topic:t1', { payload: { first: true } })] });
         await store.commit({ jobs: [job('topic:t1', { payload: { first: false } })] });
