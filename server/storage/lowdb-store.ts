@@ -44,7 +44,7 @@ import { applyCounterOps, copyCounters, emptyCounters } from '../../core/route.t
 import type { RoutingConfig } from '../../core/config.ts';
 import type { Batch, Clock, ConfigVersion, Counters, HistoryEntry, HistoryQuery, Job, Logger, Store, TicketRecord, Timer } from '../../core/ports.ts';
 import { isOpenTicket } from '../../core/ports.ts';
-import { DEDUPE_WINDOW_MS, type MemoryState } from './memory-store.ts';
+import { DEDUPE_WINDOW_MS as DEFAULT_DEDUPE_WINDOW_MS, type MemoryState } from './memory-store.ts';
 import { acquireLock, appendLines, DurableJsonFile, fsyncDir, readRanges, scanLines } from './lowdb/files.ts';
 import { DueIndex } from './lowdb/due-index.ts';
 import { HistoryIndex, type Loc } from './lowdb/history-index.ts';
@@ -69,6 +69,12 @@ export type LowdbStoreOptions = {
    */
   expiringRecordsMaxMs?: number;
   /**
+   * How long inbound event keys and finished steps' ids are remembered to drop duplicates (seven days, as on
+   * PostgreSQL). Kept in memory, so the store grows with the traffic of one window; the soak shortens it with the
+   * other two to see the steady state within its run.
+   */
+  dedupeWindowMs?: number;
+  /**
    * Compact once the log holds this many bytes (default 4 MiB) or records (default 20,000), and at least as many
    * bytes as the live file: rewriting the live file costs its size, so tying it to the log written since keeps the
    * cost per change constant however many tickets are live (a fixed threshold rewrote a large live file every few
@@ -89,6 +95,8 @@ export type LowdbStats = {
   knownTickets: number;
   historyEntries: number;
   historyInMemory: number;
+  /** Inbound event keys and finished steps' ids remembered against duplicates (pruned at compaction). */
+  dedupeKeys: number;
   compactions: number;
 };
 
@@ -257,6 +265,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
   const log = opts.logger ?? silent;
   const retentionMs = opts.closedTicketRetentionMs ?? 3600_000;
   const expiringCapMs = opts.expiringRecordsMaxMs ?? Infinity;
+  const dedupeWindowMs = opts.dedupeWindowMs ?? DEFAULT_DEDUPE_WINDOW_MS;
   const compactWalBytes = opts.compactWalBytes ?? 4 << 20;
   const compactWalRecords = opts.compactWalRecords ?? 20_000;
   const compactEveryMs = opts.compactEveryMs ?? 5 * 60_000;
@@ -378,7 +387,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
         for (const j of b.jobs ?? []) {
           if (jobs.has(j.id)) continue;
           const done = doneJobs.get(j.id);
-          if (done !== undefined && done >= r.now - DEDUPE_WINDOW_MS) continue;
+          if (done !== undefined && done >= r.now - dedupeWindowMs) continue;
           jobs.set(j.id, j);
           if (j.status === 'pending') due.schedule(j);
         }
@@ -467,9 +476,9 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
       else if (rec.t) noteClosedTicket(rec.t, loc);
       // Dedupe keys a little past the window: log records replayed below judge with their own time.
       else if (typeof rec.d === 'string' && typeof rec.at === 'number') {
-        if (rec.at >= openedAt - 2 * DEDUPE_WINDOW_MS && (doneJobs.get(rec.d) ?? -Infinity) < rec.at) doneJobs.set(rec.d, rec.at);
+        if (rec.at >= openedAt - 2 * dedupeWindowMs && (doneJobs.get(rec.d) ?? -Infinity) < rec.at) doneJobs.set(rec.d, rec.at);
       } else if (typeof rec.i === 'string' && typeof rec.at === 'number') {
-        if (rec.at >= openedAt - 2 * DEDUPE_WINDOW_MS && (inbound.get(rec.i) ?? -Infinity) < rec.at) inbound.set(rec.i, rec.at);
+        if (rec.at >= openedAt - 2 * dedupeWindowMs && (inbound.get(rec.i) ?? -Infinity) < rec.at) inbound.set(rec.i, rec.at);
       }
     });
     if (bad) log.warn('skipped unreadable lines in a history file', { file: path, lines: bad });
@@ -564,7 +573,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     }
   }
   // The dedupe windows are measured from the records' own times; what is older than the window now can go.
-  const cutoff = openedAt - DEDUPE_WINDOW_MS;
+  const cutoff = openedAt - dedupeWindowMs;
   for (const [k, at] of inbound) if (at < cutoff) inbound.delete(k);
   for (const [k, at] of doneJobs) if (at < cutoff) doneJobs.delete(k);
   index.query({ limit: 0 }, null);
@@ -714,7 +723,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
   /** Runs between two log writes: captures what the next live file holds and switches the log to a new file. */
   function freeze(): Frozen {
     const now = clock.now();
-    const cutoff = now - DEDUPE_WINDOW_MS;
+    const cutoff = now - dedupeWindowMs;
     for (const [k, at] of inbound) if (at < cutoff) inbound.delete(k);
     for (const [k, at] of doneJobs) if (at < cutoff) doneJobs.delete(k);
     const dedupe = { inbound: newInbound, done: newDone };
@@ -973,7 +982,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
         inCall.add(k);
         const seen = inbound.get(k);
         // A key older than the window counts as new again; one being saved right now by another call does not.
-        if ((seen !== undefined && seen >= at - DEDUPE_WINDOW_MS) || inboundInFlight.has(k)) return false;
+        if ((seen !== undefined && seen >= at - dedupeWindowMs) || inboundInFlight.has(k)) return false;
         fresh.push(k);
         return true;
       });
@@ -1215,7 +1224,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
       } catch {
         // Not written yet.
       }
-      return { dir, liveFileBytes, walBytes, walRecords, liveTickets: live.size, knownTickets: metas.size, historyEntries: index.n, historyInMemory: index.pending.size, compactions };
+      return { dir, liveFileBytes, walBytes, walRecords, liveTickets: live.size, knownTickets: metas.size, historyEntries: index.n, historyInMemory: index.pending.size, dedupeKeys: inbound.size + doneJobs.size, compactions };
     },
 
     async exportState() {

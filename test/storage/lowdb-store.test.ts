@@ -257,6 +257,23 @@ describe('lowdb store on disk', () => {
     expect((await again.history({ limit: 1 })).total).toBe(3_000 * 2 - 12);
   }, 60_000);
 
+  it('remembers event keys and finished steps for the dedupe window it is given, then lets them go', async () => {
+    const clock = fakeClock(T0);
+    const s = (await open({ dedupeWindowMs: 5 * 60_000 }, clock)) as LowdbStore;
+    for (let n = 1; n <= 100; n++) {
+      clock.advance(6_000);
+      await s.recordInbound([`in:${n}`], clock.now());
+      await s.commit({ jobs: [job(`route:${n}`)] });
+      await s.commit({ completeJobs: [`route:${n}`] });
+    }
+    // Ten minutes of traffic, a five-minute window: what is older (the first 49 of each) goes at the next compaction.
+    await s.compact();
+    expect(s.stats().dedupeKeys).toBe(2 * 51);
+    expect(await s.recordInbound(['in:1', 'in:100'], clock.now())).toEqual([true, false]);
+    await s.commit({ jobs: [job('route:1'), job('route:100')] });
+    expect((await s.claimJobs(clock.now(), 10, 1000)).map((j) => j.id)).toEqual(['route:1']);
+  });
+
   it('rewrites a large live file only after as many bytes of changes, so compaction costs the same per change at any size', async () => {
     const clock = fakeClock(T0);
     const s = (await open({ compactWalBytes: 16 << 10, compactWalRecords: 50 }, clock)) as LowdbStore;
