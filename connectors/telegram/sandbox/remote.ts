@@ -246,7 +246,13 @@ export class RemoteConnection {
   private readonly client: TelegramClient;
   private queue: RequestState[] = [];
   private sending = false;
-  private readonly abort = new AbortController();
+  /**
+   * One controller per request in flight, aborted together on disconnect. Not one shared signal: fetch adds an abort
+   * listener to the signal it is given and drops it only when the request is garbage collected, so a long-lived signal
+   * collected thousands, and adding each next one (a duplicate check over the list) took 6% of the service's CPU in
+   * the soak, growing with the run.
+   */
+  private readonly inFlight = new Set<AbortController>();
 
   constructor(opts: { url: string; client: TelegramClient; as: 'user' | 'bot' }) {
     this.url = opts.url;
@@ -283,7 +289,7 @@ export class RemoteConnection {
     if (this.userDisconnected) return;
     this.userDisconnected = true;
     this._disconnected = true;
-    this.abort.abort();
+    for (const c of this.inFlight) c.abort();
     for (const s of this.queue.splice(0)) s.reject(new Error('Disconnect'));
     await fetch(this.endpoint('disconnect'), { method: 'POST', signal: AbortSignal.timeout(2_000) }).catch(() => undefined);
   }
@@ -292,6 +298,17 @@ export class RemoteConnection {
 
   private endpoint(what: string, extra = ''): string {
     return `${this.url}/${what}/${this.id}?as=${this.as}${extra}`;
+  }
+
+  /** Runs one request with its own abort signal, which disconnect() aborts. */
+  private async request<T>(run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const c = new AbortController();
+    this.inFlight.add(c);
+    try {
+      return await run(c.signal);
+    } finally {
+      this.inFlight.delete(c);
+    }
   }
 
   /** One batch in flight at a time keeps this connection's requests in the order GramJS queued them. */
@@ -303,14 +320,16 @@ export class RemoteConnection {
         const batch = this.queue.splice(0, 256);
         let answers: Answer[];
         try {
-          const res = await fetch(this.endpoint('invoke'), {
-            method: 'POST',
-            headers: { 'content-type': 'application/json' },
-            body: JSON.stringify({ requests: batch.map((s) => Buffer.from(s.data).toString('base64')) }),
-            signal: this.abort.signal,
+          answers = await this.request(async (signal) => {
+            const res = await fetch(this.endpoint('invoke'), {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify({ requests: batch.map((s) => Buffer.from(s.data).toString('base64')) }),
+              signal,
+            });
+            if (res.status !== 200) throw new Error(`the sandbox answered HTTP ${res.status}`);
+            return ((await res.json()) as { answers: Answer[] }).answers;
           });
-          if (res.status !== 200) throw new Error(`the sandbox answered HTTP ${res.status}`);
-          answers = ((await res.json()) as { answers: Answer[] }).answers;
         } catch (err) {
           // The world is unreachable: like a dropped socket, the caller's step fails and is retried.
           for (const s of batch) s.reject(err instanceof Error ? err : new Error(String(err)));
@@ -341,9 +360,11 @@ export class RemoteConnection {
     while (!this.userDisconnected) {
       let updates: string[];
       try {
-        const res = await fetch(this.endpoint('updates', '&wait=10000'), { signal: this.abort.signal });
-        if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
-        updates = ((await res.json()) as { updates: string[] }).updates;
+        updates = await this.request(async (signal) => {
+          const res = await fetch(this.endpoint('updates', '&wait=10000'), { signal });
+          if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+          return ((await res.json()) as { updates: string[] }).updates;
+        });
       } catch {
         if (this.userDisconnected) return;
         await new Promise((r) => setTimeout(r, 200).unref());
