@@ -7,7 +7,7 @@
 import { AppError, errorMessage, isRetryable } from './errors.ts';
 import { parseRoutingConfig } from './config.ts';
 import { explainDecision } from './explain.ts';
-import { applyCounterOps, createRouter, effectOps, stateOf, type Decision, type Router } from './route.ts';
+import { createRouter, effectOps, stateOf, type Decision, type Router } from './route.ts';
 import { SEGMENT_FIELDS, segmentLabel, ticketKey, type CrmId, type TicketRef } from './segment.ts';
 import { COMMAND_HELP, ticketCard, topicTitle } from './cards.ts';
 import { fnv64 } from './ids.ts';
@@ -28,10 +28,12 @@ import type {
   MessengerEvent,
   MessengerPort,
   Metrics,
+  RoutingCounters,
   RoutingFields,
   Store,
   TicketRecord,
   Timer,
+  WaitingTicket,
 } from './ports.ts';
 import { isOpenTicket } from './ports.ts';
 import type { AgentStatus } from './config.ts';
@@ -262,8 +264,7 @@ export function createPipeline(deps: PipelineDeps) {
       const router = await currentRouter();
       const now = clock.now();
       const enqueuedAt = Math.min(at, now);
-      const counters = await store.counters();
-      const d = router.route({ segment: ctx.segment, now, enqueuedAt }, stateOf(counters));
+      const d = router.route({ segment: ctx.segment, now, enqueuedAt }, stateOf(await store.routingCounters()));
       const t = newTicket(j.ticketKey, ctx, now);
       t.tierSource = d.tier.source;
       if (d.tier.tier !== ctx.segment.tier) t.segment = { ...ctx.segment, tier: d.tier.tier };
@@ -288,7 +289,7 @@ export function createPipeline(deps: PipelineDeps) {
       if (!t0?.routedAt || t0.status === 'resolved' || t0.firstResponseAt || !t0.queueId || !t0.segment) return void (await commit({ completeJobs: [j.id] }));
       const router = await currentRouter();
       const now = clock.now();
-      const counters = await store.counters();
+      const counters = await store.routingCounters();
       const t = structuredClone(t0);
       const d = router.route({ segment: ctx.segment, now, enqueuedAt: t.enqueuedAt ?? now }, stateOf(counters));
       const fresh = d.tier.tier !== ctx.segment.tier ? { ...ctx.segment, tier: d.tier.tier } : ctx.segment;
@@ -593,7 +594,7 @@ export function createPipeline(deps: PipelineDeps) {
       const t = structuredClone(t0);
       const router = await currentRouter();
       const now = clock.now();
-      const counters = await store.counters();
+      const counters = await store.routingCounters();
       const previous = t.agentId;
       const d = router.route({ segment: t.segment!, now, enqueuedAt: t.enqueuedAt ?? now, queueId: t0.queueId, ruleId: t.ruleId, exclude: [...new Set([...exclude, ...(previous ? [previous] : [])])] }, stateOf(counters));
       const ops: CounterOp[] = [];
@@ -629,7 +630,7 @@ export function createPipeline(deps: PipelineDeps) {
       let text: string;
       let mention: Mention | undefined;
       if (esc?.overflowTo) {
-        const counters = await store.counters();
+        const counters = await store.routingCounters();
         const previous = t.agentId;
         const d = router.route({ segment: t.segment!, now, enqueuedAt: t.enqueuedAt ?? now, queueId: esc.overflowTo, ruleId: t.ruleId }, stateOf(counters));
         if (previous && t.status !== 'waiting') ops.push({ op: 'load', agentId: previous, delta: -1 });
@@ -650,35 +651,33 @@ export function createPipeline(deps: PipelineDeps) {
   /** Tries to place tickets waiting in these queues (oldest first), after capacity frees up or an agent returns. */
   async function assignWaiting(queueIds: string[]): Promise<number> {
     let placed = 0;
-    // The held tickets come from the counters' waiting lists (ticket key and waiting since, per queue), not from the
-    // tickets themselves: this runs on every resolution, and under a backlog a queue can hold many thousands.
-    const lists = (await store.counters()).waiting;
-    const waiting = [...new Set(queueIds)].flatMap((queueId) => Object.entries(lists[queueId] ?? {}).map(([key, since]) => ({ key, queueId, since }))).sort((a, b) => a.since - b.since);
     // Queues where nobody can take any ticket right now (every agent at capacity, away or offline): trying the rest
-    // of their waiting tickets would only repeat the same answer.
+    // of their waiting tickets would only repeat the same answer, so they leave the pass.
     const full = new Set<string>();
-    // One decision turn per WAITING_SCAN tickets, with the counters read once at its start and kept current in memory:
-    // a free agent who lacks the skills of the oldest tickets makes the pass try many of them, and a turn (and a
-    // counters read, which grows with the waiting lists) per ticket saturated the routing lock on PostgreSQL.
-    for (let i = 0; i < waiting.length; ) {
-      // Tickets of a queue found full need no turn at all: under a backlog a full queue holds thousands, and a turn
-      // (with its counters read) per hundred of them on every resolution starved the routing lock in the soak.
-      while (i < waiting.length && full.has(waiting[i]!.queueId)) i++;
-      if (i >= waiting.length) break;
-      const end = Math.min(waiting.length, i + WAITING_SCAN);
+    // The held tickets come a page at a time from the store's waiting lists (oldest first), not from the tickets
+    // themselves: this runs on every resolution, and under a backlog a queue can hold many thousands, of which the
+    // first page usually settles it (one ticket placed, the queue full again).
+    let after: WaitingTicket | undefined;
+    for (;;) {
+      const open = [...new Set(queueIds)].filter((q) => !full.has(q));
+      const page = open.length ? await store.waitingTickets(open, { limit: WAITING_SCAN, ...(after ? { after } : {}) }) : [];
+      if (!page.length) break;
+      after = page.at(-1);
+      // One decision turn per page; the routing counters are read again only after a ticket is placed (a held one
+      // changes nothing), so a free agent who lacks the skills of the oldest tickets does not cost a read per ticket.
       placed += await exclusive(async () => {
         let n = 0;
         const router = await currentRouter();
-        const counters = await store.counters();
-        for (; i < end; i++) {
-          const w = waiting[i]!;
-          // Placed or moved since the list was read (another pass, a reassignment): nothing to read.
-          if (full.has(w.queueId) || counters.waiting[w.queueId]?.[w.key] === undefined) continue;
+        let counters: RoutingCounters | null = null;
+        for (const w of page) {
+          if (full.has(w.queueId)) continue;
+          // Placed or moved since the page was read (another pass, a reassignment): nothing to do.
           const t0 = await store.getTicket(w.key);
-          if (!t0 || t0.status !== 'waiting' || !t0.queueId) continue;
+          if (!t0 || t0.status !== 'waiting' || t0.queueId !== w.queueId) continue;
           const t = structuredClone(t0);
           const now = clock.now();
           const from = t0.queueId;
+          counters ??= await store.routingCounters();
           const d = router.route({ segment: t.segment!, now, enqueuedAt: t.enqueuedAt ?? now, queueId: from, ruleId: t.ruleId }, stateOf(counters));
           if (d.outcome === 'held' && d.queueId === from) {
             const step = d.steps.find((x) => x.queueId === from);
@@ -699,12 +698,13 @@ export function createPipeline(deps: PipelineDeps) {
             timers: overflowTimer(t, router, now),
             cancelTimers: t.status === 'waiting' ? [] : [`overflow_check:${t.key}`],
           });
-          // The next ticket is judged against the counters this change left (applied here as the stores apply them).
-          applyCounterOps(counters, ops);
+          // The next ticket is judged against the counters this change left.
+          counters = null;
           if (d.outcome === 'assigned') n++;
         }
         return n;
       });
+      if (page.length < WAITING_SCAN) break;
     }
     return placed;
   }
@@ -742,7 +742,7 @@ export function createPipeline(deps: PipelineDeps) {
     if (await store.kvGet('agents:manual', agent.id)) return; // explicit /away or admin status wins
     if (online) {
       await exclusive(() => commit({ cancelTimers: [`offline_grace:${agent.id}`] }));
-      const status = (await store.counters()).status[agent.id];
+      const status = (await store.routingCounters()).status[agent.id];
       if (status === 'offline') await setAgentStatus(agent.id, 'available', 'presence');
     } else {
       // Not at once: phones drop offline for seconds all day. The grace timer decides.

@@ -281,6 +281,15 @@ export type Counters = {
   waiting: Record<string, Record<string, number>>;
 };
 
+/**
+ * What a routing decision reads of the counters: the per-agent and per-queue maps, and for each queue with tickets
+ * waiting, when its oldest arrived (ms). Small however many tickets wait; read for every decision.
+ */
+export type RoutingCounters = Omit<Counters, 'waiting'> & { oldestWaiting: Record<string, number> };
+
+/** A ticket held in a queue for an agent to free up. */
+export type WaitingTicket = { key: string; queueId: string; since: number };
+
 export interface Store {
   getConfig(): Promise<ConfigVersion | null>;
   saveConfig(config: RoutingConfig, meta: { author: string; note: string; at: number }): Promise<ConfigVersion>;
@@ -298,7 +307,15 @@ export interface Store {
    * a queue's groups. Counted by the store: it runs under the routing lock for every new topic.
    */
   openTicketsPerGroup(): Promise<Record<string, number>>;
+  /** Every counter, waiting lists included (the console, migration); decisions read routingCounters(). */
   counters(): Promise<Counters>;
+  /** A copy of what a routing decision reads; its cost does not grow with the waiting lists. */
+  routingCounters(): Promise<RoutingCounters>;
+  /**
+   * Tickets waiting in these queues, oldest first (ties by ticket key), from just after `after` (the last one of the
+   * previous page), at most `limit`.
+   */
+  waitingTickets(queueIds: readonly string[], page: { limit: number; after?: WaitingTicket }): Promise<WaitingTicket[]>;
 
   /**
    * awaitFlush false: may resolve once the change is visible, before it is on disk; a crash can lose it, so only for

@@ -40,7 +40,7 @@ import { promisify } from 'node:util';
 import { Low } from 'lowdb';
 import { z } from 'zod';
 import { AppError } from '../../core/errors.ts';
-import { applyCounterOps, copyCounters, emptyCounters } from '../../core/route.ts';
+import { applyCounterOps, copyCounters, emptyCounters, OldestWaiting, waitingPage } from '../../core/route.ts';
 import type { RoutingConfig } from '../../core/config.ts';
 import type { Batch, Clock, ConfigVersion, Counters, HistoryEntry, HistoryQuery, Job, Logger, Store, TicketRecord, Timer } from '../../core/ports.ts';
 import { isOpenTicket } from '../../core/ports.ts';
@@ -287,6 +287,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
   let earliestTimer: number | null = null;
   const openGroups = new Map<string, string>();
   let counters: Counters = emptyCounters();
+  const oldest = new OldestWaiting();
   const kv = new Map<string, Map<string, unknown>>();
   const kvId = (ns: string, key: string) => `${ns}\u0000${key}`;
   /** When records put with a time to live expire (ns\0key -> time); they are dropped at the next compaction. */
@@ -403,7 +404,10 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
           if (earliestTimer !== null) earliestTimer = Math.min(earliestTimer, t.at);
         }
         for (const h of b.history ?? []) index.add(h, null);
-        if (b.counters?.length) applyCounterOps(counters, b.counters);
+        if (b.counters?.length) {
+          oldest.beforeApply(counters, b.counters);
+          applyCounterOps(counters, b.counters);
+        }
         return;
       }
       case 'config':
@@ -514,6 +518,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     for (const t of f.timers) timers.set(t.id, t);
     earliestTimer = null;
     counters = f.counters;
+    oldest.reset();
     for (const r of f.kv) applyRecord({ n: 0, op: 'kvput', ns: r.ns, key: r.key, value: r.value, ...(r.expiresAt !== undefined ? { expiresAt: r.expiresAt } : {}) });
     for (const [k, at] of f.inbound ?? []) inbound.set(k, Math.max(at, inbound.get(k) ?? -Infinity));
     for (const [k, at] of f.doneJobs ?? []) doneJobs.set(k, Math.max(at, doneJobs.get(k) ?? -Infinity));
@@ -1044,6 +1049,14 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
 
     async counters() {
       return copyCounters(counters);
+    },
+
+    async routingCounters() {
+      return oldest.read(counters);
+    },
+
+    async waitingTickets(queueIds, page) {
+      return waitingPage(counters, queueIds, page);
     },
 
     async commit(batch, opts) {

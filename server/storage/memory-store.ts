@@ -1,7 +1,7 @@
 // The Store in memory: the reference semantics every adapter must match (the contract suite runs against it),
 // and the store unit tests use. Values are cloned in and out so callers can never mutate stored state by accident.
 import { deepFreeze } from '../../core/frozen.ts';
-import { applyCounterOps, copyCounters, emptyCounters } from '../../core/route.ts';
+import { applyCounterOps, copyCounters, emptyCounters, OldestWaiting, waitingPage } from '../../core/route.ts';
 import type { RoutingConfig } from '../../core/config.ts';
 import type { Batch, Clock, ConfigVersion, Counters, HistoryEntry, HistoryQuery, Job, Store, TicketRecord, Timer } from '../../core/ports.ts';
 import { isOpenTicket } from '../../core/ports.ts';
@@ -158,6 +158,13 @@ export function createMemoryStore(opts: { clock?: Clock } = {}): Store {
     },
     async counters() {
       return copyCounters(s.counters);
+    },
+    async routingCounters() {
+      // Nothing remembered between reads: this store serves tests and replays, where the lists stay short.
+      return new OldestWaiting().read(s.counters);
+    },
+    async waitingTickets(queueIds, page) {
+      return waitingPage(s.counters, queueIds, page);
     },
     async commit(batch) {
       const now = clock.now();

@@ -61,6 +61,8 @@ function memoryStoreOver(s: MemoryState): Store {
       return out;
     },
     counters: async () => clone(s.counters),
+    routingCounters: unsupported,
+    waitingTickets: unsupported,
     async commit(b: Batch) {
       for (const t of b.tickets ?? []) s.tickets.set(t.key, clone(t));
       for (const h of b.history ?? []) s.history.push(clone(h));

@@ -5,7 +5,7 @@
 // also checks that everything survives closing and opening again. The clock is the suite's: stores read it for the
 // time of a commit (completed-job ids, inbound windows).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Batch, Clock, Store } from '../../core/ports.ts';
+import type { Batch, Clock, Store, WaitingTicket } from '../../core/ports.ts';
 import { DAY, HOUR, T0, entry, fakeClock, job, routingConfig, ticket, timer, type FakeClock } from './fixtures.ts';
 
 export type StoreHandle = { store: Store; reopen?: () => Promise<Store>; cleanup: () => Promise<void> };
@@ -212,7 +212,57 @@ export function runStoreContract(name: string, open: OpenStore): void {
         await store.commit({ counters: [{ op: 'load', agentId: 'alice', delta: 1 }] });
         const c = await store.counters();
         c.load.alice = 99;
+        const r = await store.routingCounters();
+        r.load.alice = 98;
+        r.oldestWaiting.general = 1;
         expect((await store.counters()).load.alice).toBe(1);
+        expect(await store.routingCounters()).toEqual({ status: {}, load: { alice: 1 }, rr: {}, rotation: {}, oldestWaiting: {} });
+      });
+
+      it("give a decision each queue's oldest waiting time, kept right as the oldest leaves, re-waits and returns", async () => {
+        const oldest = async () => (await store.routingCounters()).oldestWaiting;
+        await store.commit({ counters: [{ op: 'status', agentId: 'alice', status: 'away' }, { op: 'rr', queueId: 'vip', value: 2 }] });
+        expect(await store.routingCounters()).toEqual({ status: { alice: 'away' }, load: {}, rr: { vip: 2 }, rotation: {}, oldestWaiting: {} });
+        await store.commit({ counters: [3, 1, 2].map((i) => ({ op: 'wait' as const, queueId: 'general', ticketKey: `t${i}`, since: T0 + i * 10 })) });
+        expect(await oldest()).toEqual({ general: T0 + 10 });
+        await store.commit({ counters: [{ op: 'unwait', queueId: 'general', ticketKey: 't1' }, { op: 'wait', queueId: 'vip', ticketKey: 't1', since: T0 + 10 }] });
+        expect(await oldest()).toEqual({ general: T0 + 20, vip: T0 + 10 });
+        // The oldest waits again from now (a reopened ticket): the next one is the oldest.
+        await store.commit({ counters: [{ op: 'wait', queueId: 'general', ticketKey: 't2', since: T0 + 99 }] });
+        expect(await oldest()).toEqual({ general: T0 + 30, vip: T0 + 10 });
+        await store.commit({ counters: [{ op: 'wait', queueId: 'general', ticketKey: 't0', since: T0 }] });
+        expect(await oldest()).toEqual({ general: T0, vip: T0 + 10 });
+        await store.commit({ counters: ['t0', 't2', 't3'].map((k) => ({ op: 'unwait' as const, queueId: 'general', ticketKey: k })) });
+        expect(await oldest()).toEqual({ vip: T0 + 10 });
+        // The same as the full counters say.
+        const full = await store.counters();
+        expect(Object.fromEntries(Object.entries(full.waiting).map(([q, w]) => [q, Math.min(...Object.values(w))]))).toEqual(await oldest());
+      });
+
+      it('page through the waiting tickets of some queues, oldest first, ties by ticket key', async () => {
+        await store.commit({
+          counters: [
+            { op: 'wait', queueId: 'general', ticketKey: 'c', since: T0 + 5 },
+            { op: 'wait', queueId: 'general', ticketKey: 'a', since: T0 + 5 },
+            { op: 'wait', queueId: 'vip', ticketKey: 'b', since: T0 + 5 },
+            { op: 'wait', queueId: 'vip', ticketKey: 'z', since: T0 },
+            { op: 'wait', queueId: 'general', ticketKey: 'y', since: T0 + 9 },
+            { op: 'wait', queueId: 'other', ticketKey: 'x', since: T0 - 100 },
+          ],
+        });
+        const all = await store.waitingTickets(['general', 'vip', 'general'], { limit: 100 });
+        expect(all.map((w) => `${w.queueId}/${w.key}@${w.since - T0}`)).toEqual(['vip/z@0', 'general/a@5', 'vip/b@5', 'general/c@5', 'general/y@9']);
+        const pages: string[][] = [];
+        let after: WaitingTicket | undefined;
+        for (;;) {
+          const page = await store.waitingTickets(['general', 'vip'], { limit: 2, ...(after ? { after } : {}) });
+          if (!page.length) break;
+          pages.push(page.map((w) => w.key));
+          after = page.at(-1);
+        }
+        expect(pages).toEqual([['z', 'a'], ['b', 'c'], ['y']]);
+        expect(await store.waitingTickets(['nobody'], { limit: 10 })).toEqual([]);
+        expect(await store.waitingTickets(['general'], { limit: 0 })).toEqual([]);
       });
     });
 

@@ -24,7 +24,7 @@ export async function reopenTicket(store: Store, clock: Clock, key: string, why:
     // The previous agent knows the case, but only gets it back if they can take it now (as the router would judge).
     let busy: string | null = null;
     if (previous && cfg) {
-      const c = await store.counters();
+      const c = await store.routingCounters();
       const status = c.status[previous.id] ?? previous.status;
       const capacity = createRouter(cfg).capacity(previous.id);
       if (status !== 'available') busy = `${previous.name} is ${status}`;

@@ -12,7 +12,7 @@ import { hostname } from 'node:os';
 import pg from 'pg';
 import { AppError } from '../../../core/errors.ts';
 import type { RoutingConfig } from '../../../core/config.ts';
-import type { Batch, Clock, ConfigVersion, Counters, HistoryEntry, HistoryQuery, Job, JobKind, Logger, Store, TicketRecord, Timer } from '../../../core/ports.ts';
+import type { Batch, Clock, ConfigVersion, Counters, HistoryEntry, HistoryQuery, Job, JobKind, Logger, RoutingCounters, Store, TicketRecord, Timer } from '../../../core/ports.ts';
 import { runMigrations } from './migrate.ts';
 import { LOCK_CLAIM, LOCK_CONFIG, LOCK_ROUTING, LOCK_SPACE, PG_TYPES, describeDatabase, pgError } from './pg-util.ts';
 
@@ -358,6 +358,25 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
     async counters() {
       const r = await q<{ c: Counters }>('reading routing counters', 'SELECT tierline_counters() AS c', [], true);
       return r.rows[0]!.c;
+    },
+
+    async routingCounters() {
+      const r = await q<{ c: RoutingCounters }>('reading routing counters', 'SELECT tierline_routing_counters() AS c', [], true);
+      return r.rows[0]!.c;
+    },
+
+    async waitingTickets(queueIds, page) {
+      if (page.limit <= 0 || !queueIds.length) return [];
+      const a = page.after;
+      const r = await q<{ key: string; queue_id: string; since: number }>(
+        'reading waiting tickets',
+        `SELECT ticket_key AS key, queue_id, since FROM counter_waiting
+          WHERE queue_id = ANY($1::text[]) AND ($2::double precision IS NULL OR since > $2 OR (since = $2 AND ticket_key COLLATE "C" > $3::text))
+          ORDER BY since, ticket_key COLLATE "C" LIMIT $4`,
+        [[...new Set(queueIds)], a?.since ?? null, a?.key ?? null, page.limit],
+        true,
+      );
+      return r.rows.map((x) => ({ key: x.key, queueId: x.queue_id, since: Number(x.since) }));
     },
 
     async commit(batch: Batch) {

@@ -119,7 +119,12 @@ function scenario(seed: number, steps: number): Op[] {
     } else if (roll < 0.75) {
       const f = pick([{}, { open: true }, { open: false }, { agentId: pick(agents) }, { queueId: pick(queues), open: true }]);
       const k = pick(keys);
-      ops.push({ name: `tickets(${JSON.stringify(f)}) + counters + getTicket(${k})`, run: async (s) => [await s.tickets(f), await s.counters(), await s.getTicket(k)] });
+      const page = { limit: 1 + int(3), ...(r() < 0.5 ? { after: { key: pick(keys), queueId: pick(queues), since: at - int(6) } } : {}) };
+      const qs = r() < 0.5 ? queues : [pick(queues)];
+      ops.push({
+        name: `tickets(${JSON.stringify(f)}) + counters + routingCounters + waitingTickets(${JSON.stringify(qs)}, ${JSON.stringify(page)}) + getTicket(${k})`,
+        run: async (s) => [await s.tickets(f), await s.counters(), await s.routingCounters(), await s.waitingTickets(qs, page), await s.getTicket(k)],
+      });
     } else if (roll < 0.78) {
       const g = pick(['g1', 'g2']);
       const id = 1 + int(3);
