@@ -141,7 +141,8 @@ export function createPipeline(deps: PipelineDeps) {
       const t = await store.getTicket(key);
       if (!t) return false;
       const router = await currentRouter();
-      const batch = await build(structuredClone(t), router, clock.now());
+      // The store hands out copies (its contract): build may change this one freely.
+      const batch = await build(t, router, clock.now());
       if (!batch) return false;
       await commit(batch);
       return true;

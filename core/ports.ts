@@ -312,8 +312,8 @@ export interface Store {
   /** A copy of what a routing decision reads; its cost does not grow with the waiting lists. */
   routingCounters(): Promise<RoutingCounters>;
   /**
-   * Tickets waiting in these queues, oldest first (ties by ticket key), from just after `after` (the last one of the
-   * previous page), at most `limit`.
+   * Tickets waiting in these queues, oldest first (ties by ticket key, then queue), from just after `after` (the last
+   * one of the previous page), at most `limit`.
    */
   waitingTickets(queueIds: readonly string[], page: { limit: number; after?: WaitingTicket }): Promise<WaitingTicket[]>;
 

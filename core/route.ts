@@ -309,16 +309,19 @@ function oldestIn(w: Record<string, number> | undefined): number | null {
 export class OldestWaiting {
   readonly #known = new Map<string, number | null>();
 
-  /** Call with the operations about to be applied to `c` (it reads the values they replace). */
-  beforeApply(c: Counters, ops: readonly CounterOp[]): void {
+  /** Applies the operations to `c` (as applyCounterOps does), keeping what is remembered right as it goes. */
+  apply(c: Counters, ops: readonly CounterOp[]): void {
     for (const o of ops) {
-      if (o.op !== 'wait' && o.op !== 'unwait') continue;
-      const known = this.#known.get(o.queueId);
-      if (known === undefined) continue;
-      const current = c.waiting[o.queueId]?.[o.ticketKey];
-      // The oldest itself changes or leaves: found again on the next read.
-      if (current !== undefined && current === known) this.#known.delete(o.queueId);
-      else if (o.op === 'wait') this.#known.set(o.queueId, known === null ? o.since : Math.min(known, o.since));
+      if (o.op === 'wait' || o.op === 'unwait') {
+        const known = this.#known.get(o.queueId);
+        if (known !== undefined) {
+          const current = c.waiting[o.queueId]?.[o.ticketKey];
+          // The oldest itself waits again or leaves: found again on the next read.
+          if (current !== undefined && current === known) this.#known.delete(o.queueId);
+          else if (o.op === 'wait') this.#known.set(o.queueId, known === null ? o.since : Math.min(known, o.since));
+        }
+      }
+      applyCounterOps(c, [o]);
     }
   }
 
@@ -339,9 +342,9 @@ export class OldestWaiting {
   }
 }
 
-/** A page of the tickets waiting in these queues, oldest first, ties by key (the stores' waitingTickets). */
+/** A page of the tickets waiting in these queues, oldest first, ties by key, then queue (the stores' waitingTickets). */
 export function waitingPage(c: Counters, queueIds: readonly string[], page: { limit: number; after?: WaitingTicket }): WaitingTicket[] {
-  const before = (a: WaitingTicket, b: WaitingTicket) => a.since < b.since || (a.since === b.since && a.key < b.key);
+  const before = (a: WaitingTicket, b: WaitingTicket) => a.since < b.since || (a.since === b.since && (a.key < b.key || (a.key === b.key && a.queueId < b.queueId)));
   const after = page.after;
   const out: WaitingTicket[] = [];
   if (page.limit <= 0) return out;
@@ -351,9 +354,9 @@ export function waitingPage(c: Counters, queueIds: readonly string[], page: { li
     for (const key in w) {
       const since = w[key]!;
       // Compared before anything is allocated: most entries of a long list fall outside the page.
-      if (after && (since < after.since || (since === after.since && key <= after.key))) continue;
+      if (after && (since < after.since || (since === after.since && (key < after.key || (key === after.key && queueId <= after.queueId))))) continue;
       const last = out.length === page.limit ? out[page.limit - 1]! : null;
-      if (last && (since > last.since || (since === last.since && key >= last.key))) continue;
+      if (last && !before({ key, queueId, since }, last)) continue;
       const x = { key, queueId, since };
       let i = out.length === page.limit ? page.limit - 1 : out.length;
       while (i > 0 && before(x, out[i - 1]!)) i--;

@@ -405,8 +405,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
         }
         for (const h of b.history ?? []) index.add(h, null);
         if (b.counters?.length) {
-          oldest.beforeApply(counters, b.counters);
-          applyCounterOps(counters, b.counters);
+          oldest.apply(counters, b.counters);
         }
         return;
       }

@@ -371,9 +371,10 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
       const r = await q<{ key: string; queue_id: string; since: number }>(
         'reading waiting tickets',
         `SELECT ticket_key AS key, queue_id, since FROM counter_waiting
-          WHERE queue_id = ANY($1::text[]) AND ($2::double precision IS NULL OR since > $2 OR (since = $2 AND ticket_key COLLATE "C" > $3::text))
-          ORDER BY since, ticket_key COLLATE "C" LIMIT $4`,
-        [[...new Set(queueIds)], a?.since ?? null, a?.key ?? null, page.limit],
+          WHERE queue_id = ANY($1::text[])
+            AND ($2::double precision IS NULL OR since > $2 OR (since = $2 AND (ticket_key COLLATE "C" > $3::text OR (ticket_key = $3::text AND queue_id COLLATE "C" > $4::text))))
+          ORDER BY since, ticket_key COLLATE "C", queue_id COLLATE "C" LIMIT $5`,
+        [[...new Set(queueIds)], a?.since ?? null, a?.key ?? null, a?.queueId ?? null, page.limit],
         true,
       );
       return r.rows.map((x) => ({ key: x.key, queueId: x.queue_id, since: Number(x.since) }));
