@@ -127,7 +127,8 @@ async function main(opts: DeciderOptions): Promise<void> {
       const v = (await store.getConfig())!;
       if (!cached || cached.version !== v.version) cached = { version: v.version, router: createRouter(parseRoutingConfig(v.config)) };
       const router = cached.router;
-      const counters = await store.counters();
+      // What the pipeline's decisions read (no waiting lists).
+      const counters = await store.routingCounters();
       for (const [agent, load] of Object.entries(counters.load)) if (load > router.capacity(agent)) result.violations.push(`${agent} at ${load}/${router.capacity(agent)} before decision ${i}`);
       const now = Date.now();
       const d = router.route({ segment, now, enqueuedAt: now }, stateOf(counters));
