@@ -64,8 +64,6 @@ export type RouteInput = {
   queueId?: string;
   /** With queueId: the rule that first routed the ticket, whose skills the ticket still needs inside the queue. */
   ruleId?: string | null;
-  /** Skills the ticket needs on top of its rule's. */
-  skills?: readonly string[];
 };
 
 type Member = { agent: Agent; capacity: number; skills: Set<string>; languages: Set<string>; learner: boolean };
@@ -107,7 +105,8 @@ export function createRouter(config: RoutingConfig): Router {
     let queueId: string;
     let rule: Decision['rule'] = null;
     let queueReason: Decision['queueReason'];
-    let skills: string[] = input.skills ? [...input.skills] : [];
+    // A ticket needs the skills of the rule that routed it (rules are where skills are configured).
+    let skills: string[] = [];
     if (input.queueId) {
       queueId = input.queueId;
       queueReason = { kind: 'rule' };

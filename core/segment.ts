@@ -35,7 +35,6 @@ export const SegmentSchema = z.object({
   language: z.string().min(2).nullable(),
   region: z.string().min(2).nullable(),
   churnRisk: z.number().min(0).max(1).nullable(),
-  skills: z.array(z.string()).default([]),
   source: z.object({
     ref: TicketRefSchema,
     companyId: z.string().nullable(),

@@ -129,7 +129,6 @@ export function mapTicket(b: TicketBundle, o: MapOptions): CrmContext {
     language,
     region,
     churnRisk,
-    skills: [],
     source: { ref: o.ref, companyId: b.company?.id ?? null, contactId: b.contact?.id ?? null },
   });
   // Our own issue names the HubSpot property; drop the generic "missing" for the same attribute.

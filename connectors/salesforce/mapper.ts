@@ -137,7 +137,6 @@ export function mapCaseRecord(rec: SfRecord, o: MapOptions): CrmContext {
     language,
     region,
     churnRisk,
-    skills: [],
     source: { ref: o.ref, companyId: accountId, contactId },
   });
   // Our own issue names the Salesforce field; drop the generic "missing" for the same attribute.

@@ -54,7 +54,6 @@ function segments(n: number): Segment[] {
     language: LANGS[Math.floor(rnd() * 5)]!,
     region: REGIONS[Math.floor(rnd() * 4)]!,
     churnRisk: rnd(),
-    skills: [],
     source: { ref: { crm: 'hubspot', account: '1', ticketId: String(i) }, companyId: null, contactId: null },
   }));
 }

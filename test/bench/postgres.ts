@@ -26,7 +26,7 @@ function templates() {
   const config = benchConfig();
   const router = createRouter(config);
   const now = Date.now();
-  const segment = { tier: 'premium' as const, lifetimeValue: { amount: 42_000, currency: 'USD' }, annualRevenue: null, product: 'api', category: 'technical', language: 'en', region: 'EU', churnRisk: 0.3, skills: [], source: { ref: { crm: 'hubspot' as const, account: '1', ticketId: '__ID__' }, companyId: 'co-1', contactId: 'ct-1' } };
+  const segment = { tier: 'premium' as const, lifetimeValue: { amount: 42_000, currency: 'USD' }, annualRevenue: null, product: 'api', category: 'technical', language: 'en', region: 'EU', churnRisk: 0.3, source: { ref: { crm: 'hubspot' as const, account: '1', ticketId: '__ID__' }, companyId: 'co-1', contactId: 'ct-1' } };
   const d = router.route({ segment, now }, stateOf(emptyCounters()));
   const x = explainDecision(router, d);
   const t = newTicket('__KEY__', segment, now);

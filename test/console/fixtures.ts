@@ -79,7 +79,6 @@ export function buildOutcomes(o: SeedOptions): Seeded {
       language: missingLanguage ? null : rand() < 0.15 ? 'de' : 'en',
       region: pick(['EU', 'NA', 'APAC']),
       churnRisk: invalidChurn ? null : Math.round(rand() * 100) / 100,
-      skills: [],
       source: { ref, companyId: `co-${i % 400}`, contactId: `ct-${i}` },
     };
     if (missingTier) issues.push({ field: 'tier', problem: 'missing', detail: 'segment data missing: tier' });

@@ -14,7 +14,6 @@ export function segment(over: Partial<Segment> = {}): Segment {
     language: 'en',
     region: 'EU',
     churnRisk: 0.2,
-    skills: [],
     source: { ref: { crm: 'hubspot', account: '1', ticketId: 't1' }, companyId: 'c1', contactId: null },
     ...over,
   };

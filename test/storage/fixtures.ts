@@ -50,7 +50,6 @@ export function ticket(key: string, over: Partial<TicketRecord> = {}): TicketRec
       language: 'de',
       region: 'EMEA',
       churnRisk: 0.2,
-      skills: ['api'],
       source: { ref: { crm: 'hubspot', account: '42', ticketId: ticketId ?? key }, companyId: 'co-acme', contactId: 'ct-1' },
     },
     issues: [],

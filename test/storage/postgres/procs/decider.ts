@@ -54,7 +54,6 @@ function segmentFor(i: number, rnd: () => number, name: string): Segment {
     language: LANGS[Math.floor(rnd() * 5)]!,
     region: REGIONS[Math.floor(rnd() * 4)]!,
     churnRisk: rnd(),
-    skills: [],
     source: { ref: { crm: 'hubspot', account: '1', ticketId: `${name}-${i}` }, companyId: `co-${i % 50}`, contactId: null },
   };
 }
