@@ -40,7 +40,7 @@ import { promisify } from 'node:util';
 import { Low } from 'lowdb';
 import { z } from 'zod';
 import { AppError } from '../../core/errors.ts';
-import { applyCounterOps, copyCounters, emptyCounters, OldestWaiting, waitingPage } from '../../core/route.ts';
+import { copyCounters, emptyCounters, OldestWaiting, waitingPage } from '../../core/route.ts';
 import type { RoutingConfig } from '../../core/config.ts';
 import type { Batch, Clock, ConfigVersion, Counters, HistoryEntry, HistoryQuery, Job, Logger, Store, TicketRecord, Timer } from '../../core/ports.ts';
 import { isOpenTicket } from '../../core/ports.ts';
@@ -404,9 +404,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
           if (earliestTimer !== null) earliestTimer = Math.min(earliestTimer, t.at);
         }
         for (const h of b.history ?? []) index.add(h, null);
-        if (b.counters?.length) {
-          oldest.apply(counters, b.counters);
-        }
+        if (b.counters?.length) oldest.apply(counters, b.counters);
         return;
       }
       case 'config':
