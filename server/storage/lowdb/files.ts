@@ -23,8 +23,8 @@ export function fsyncDir(dir: string): void {
 
 /**
  * The JSON text of `data` (exactly JSON.stringify's) in pieces of about `size` characters: the arrays of a top-level
- * object are cut between their elements. A live file of tens of megabytes stringified in one go held the event loop
- * for about a second at every compaction under load; in pieces, webhooks are answered between them.
+ * object are cut between their elements. A 30 MB live file stringified in one go held the event loop for 250–300 ms at
+ * every compaction; in pieces the longest hold measured 13–56 ms, and webhooks are answered between them.
  */
 export function* jsonPieces(data: unknown, size = 1 << 20): Generator<string> {
   if (data === null || typeof data !== 'object' || Array.isArray(data) || typeof (data as { toJSON?: unknown }).toJSON === 'function') {
