@@ -48,6 +48,7 @@ import { DEDUPE_WINDOW_MS as DEFAULT_DEDUPE_WINDOW_MS, type MemoryState } from '
 import { acquireLock, appendLines, DurableJsonFile, fsyncDir, readRanges, scanLines } from './lowdb/files.ts';
 import { DueIndex } from './lowdb/due-index.ts';
 import { HistoryIndex, type Loc } from './lowdb/history-index.ts';
+import { closedAt, forgotten, retentionCutoff } from './retention.ts';
 
 export const LIVE_FILE = 'tierline.json';
 export const WAL_FILE = 'tierline.wal';
@@ -74,6 +75,13 @@ export type LowdbStoreOptions = {
    * other two to see the steady state within its run.
    */
   dedupeWindowMs?: number;
+  /**
+   * Routing history entries older than this, and tickets closed longer ago, are forgotten (default: kept for
+   * good). Reads stop showing them at once; each compaction frees their memory, and a dated file goes once the
+   * whole of its day has left the window (and the dedupe window). The in-memory indexes are what bounds the
+   * process's memory: about 1 KB per retained ticket.
+   */
+  retentionMs?: number;
   /**
    * Compact once the log holds this many bytes (default 4 MiB) or records (default 20,000), and at least as many
    * bytes as the live file: rewriting the live file costs its size, so tying it to the log written since keeps the
@@ -158,6 +166,8 @@ const LiveFileSchema = z.object({
 type TicketMeta = {
   /** First-seen order: tickets() lists in it, like the memory store lists in insertion order. */
   ord: number;
+  /** When it closed (retention), or null while open. */
+  closedAt: number | null;
   companyId: string | null;
   agentId: string | null;
   queueId: string | null;
@@ -264,6 +274,8 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
   const clock = opts.clock;
   const log = opts.logger ?? silent;
   const retentionMs = opts.closedTicketRetentionMs ?? 3600_000;
+  const keepMs = opts.retentionMs ?? Infinity;
+  const cutoffNow = () => retentionCutoff(clock.now(), keepMs);
   const expiringCapMs = opts.expiringRecordsMaxMs ?? Infinity;
   const dedupeWindowMs = opts.dedupeWindowMs ?? DEFAULT_DEDUPE_WINDOW_MS;
   const compactWalBytes = opts.compactWalBytes ?? 4 << 20;
@@ -317,7 +329,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
   function noteTicket(t: TicketRecord, loc: Loc | null): void {
     let m = metas.get(t.key);
     if (!m) {
-      m = { ord: nextOrd++, companyId: null, agentId: null, queueId: null, topic: null, updatedAt: t.updatedAt, loc: null };
+      m = { ord: nextOrd++, closedAt: null, companyId: null, agentId: null, queueId: null, topic: null, updatedAt: t.updatedAt, loc: null };
       metas.set(t.key, m);
     }
     const topic = t.topic ? topicKey(t.topic.groupId, t.topic.topicId) : null;
@@ -353,7 +365,51 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     m.agentId = t.agentId ?? null;
     m.queueId = t.queueId ?? null;
     m.updatedAt = t.updatedAt;
+    m.closedAt = isOpenTicket(t) ? null : closedAt(t);
     if (loc) m.loc = loc;
+  }
+
+  /** Forgets a closed ticket that left the retention window: its metadata and its place in the topic and company maps. */
+  function forgetTicket(key: string): void {
+    const m = metas.get(key);
+    if (!m) return;
+    metas.delete(key);
+    if (m.topic) {
+      const l = topics.get(m.topic)?.filter((k) => k !== key);
+      if (l?.length) topics.set(m.topic, l);
+      else topics.delete(m.topic);
+    }
+    if (m.companyId !== null) {
+      const set = companies.get(m.companyId);
+      set?.delete(key);
+      if (set?.size === 0) companies.delete(m.companyId);
+    }
+  }
+
+  /**
+   * Closed tickets in the dated files, oldest closing first (roughly: each compaction adds its batch in order), so
+   * forgetting the ones that left the window looks only at those. An entry whose ticket changed since is skipped.
+   */
+  const closedLine: { key: string; loc: Loc; closedAt: number }[] = [];
+  let closedHead = 0;
+
+  /** Frees what left the retention window: history index entries and closed tickets' metadata. */
+  function forgetBefore(cutoff: number): void {
+    if (cutoff === -Infinity) return;
+    const entries = index.dropBefore(cutoff);
+    let tickets = 0;
+    while (closedHead < closedLine.length && closedLine[closedHead]!.closedAt < cutoff) {
+      const c = closedLine[closedHead++]!;
+      const m = metas.get(c.key);
+      if (!m || m.loc !== c.loc || live.has(c.key)) continue;
+      forgetTicket(c.key);
+      tickets++;
+    }
+    if (closedHead > 1024 && closedHead * 2 > closedLine.length) {
+      closedLine.splice(0, closedHead);
+      closedHead = 0;
+    }
+    if (entries || tickets) log.debug('forgot what left the retention window', { historyEntries: entries, closedTickets: tickets });
   }
 
   /** A closed ticket read from a dated file at open: the newest version (by updatedAt, then file order) wins. */
@@ -457,6 +513,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
 
   // ------------------------------------------------------------ open: dated files, live file, log
   const openedAt = clock.now();
+  const openCutoff = retentionCutoff(openedAt, keepMs);
   const startedMs = performance.now();
   let torn = 0;
   const histNames = (await readdir(histDir)).filter((n) => DATED.test(n)).sort();
@@ -473,8 +530,11 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
         return;
       }
       const loc = { file: id, off, len: line.length };
-      if (rec.h) index.add(rec.h, loc, true);
-      else if (rec.t) noteClosedTicket(rec.t, loc);
+      if (rec.h) {
+        if (rec.h.at >= openCutoff) index.add(rec.h, loc, true);
+      } else if (rec.t) {
+        if (!forgotten(rec.t, openCutoff)) noteClosedTicket(rec.t, loc);
+      }
       // Dedupe keys a little past the window: log records replayed below judge with their own time.
       else if (typeof rec.d === 'string' && typeof rec.at === 'number') {
         if (rec.at >= openedAt - 2 * dedupeWindowMs && (doneJobs.get(rec.d) ?? -Infinity) < rec.at) doneJobs.set(rec.d, rec.at);
@@ -579,6 +639,8 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
   for (const [k, at] of inbound) if (at < cutoff) inbound.delete(k);
   for (const [k, at] of doneJobs) if (at < cutoff) doneJobs.delete(k);
   index.query({ limit: 0 }, null);
+  for (const [key, m] of metas) if (m.loc && m.closedAt !== null && !live.has(key)) closedLine.push({ key, loc: m.loc, closedAt: m.closedAt });
+  closedLine.sort((a, b) => a.closedAt - b.closedAt);
 
   let walFd = openSync(walPath, 'a');
   fsyncDir(dir);
@@ -790,9 +852,10 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
       const e = index.pending.get(id);
       if (e) put(dateName(e.at), JSON.stringify({ h: e }), (loc) => index.locate(id, loc));
     }
-    for (const t of f.rotating)
-      put(dateName(t.resolvedAt ?? t.updatedAt), JSON.stringify({ t }), (loc) => {
+    for (const t of [...f.rotating].sort((a, b) => closedAt(a) - closedAt(b)))
+      put(dateName(closedAt(t)), JSON.stringify({ t }), (loc) => {
         metas.get(t.key)!.loc = loc;
+        closedLine.push({ key: t.key, loc, closedAt: closedAt(t) });
         // Unless it changed since the freeze (reopened), it now lives in its dated file only; if it changed, the
         // live version (and its metadata) wins until it is closed and moved out again.
         if (live.get(t.key) === t) live.delete(t.key);
@@ -824,7 +887,26 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
       const m = OLD_WAL.exec(name);
       if (m && Number(m[1]) <= f.seq) await unlink(join(dir, name)).catch(() => undefined);
     }
+    // Only now, with every frozen entry and ticket written out and located: forgetting renumbers the index's entries.
+    forgetBefore(retentionCutoff(clock.now(), keepMs));
+    await dropExpiredFiles();
     compactions++;
+  }
+
+  /**
+   * Deletes the dated files whose whole day left both the retention window (nothing in them is shown any more) and
+   * twice the dedupe window (the keys in them are not read back at open any more).
+   */
+  async function dropExpiredFiles(): Promise<void> {
+    const now = clock.now();
+    const before = Math.min(retentionCutoff(now, keepMs), now - 2 * dedupeWindowMs);
+    if (before === -Infinity) return;
+    for (const name of await readdir(histDir)) {
+      const day = /^(\d{4}-\d{2}-\d{2})\.jsonl$/.exec(name);
+      if (!day || Date.parse(`${day[1]}T00:00:00Z`) + 86_400_000 > before) continue;
+      await unlink(join(histDir, name)).catch(() => undefined);
+      log.info('deleted a history file that left the retention window', { file: name });
+    }
   }
 
   function startCompaction(): void {
@@ -868,8 +950,22 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
   timer?.unref();
 
   // ------------------------------------------------------------ reads
+  /**
+   * Reads lines of a dated file; none if the file is gone (a reader that looked just before the retention window
+   * moved past the file's day, while a compaction deleted it).
+   */
+  async function readLines(file: number, ranges: readonly { off: number; len: number }[]): Promise<(Buffer | undefined)[]> {
+    try {
+      return await readRanges(join(histDir, files[file]!), ranges);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+  }
+
   async function readTicketAt(loc: Loc): Promise<TicketRecord | null> {
-    const [buf] = await readRanges(join(histDir, files[loc.file]!), [loc]);
+    const [buf] = await readLines(loc.file, [loc]);
+    if (!buf) return null;
     try {
       return (JSON.parse(buf!.toString('utf8')) as { t: TicketRecord }).t;
     } catch {
@@ -886,11 +982,12 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     }
     const out = new Map<string, TicketRecord>();
     for (const [file, xs] of byFile) {
-      const bufs = await readRanges(
-        join(histDir, files[file]!),
+      const bufs = await readLines(
+        file,
         xs.map((x) => x.loc),
       );
       bufs.forEach((b, i) => {
+        if (!b) return;
         try {
           out.set(xs[i]!.key, (JSON.parse(b.toString('utf8')) as { t: TicketRecord }).t);
         } catch {
@@ -901,7 +998,10 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     return out;
   }
 
-  async function loadEntries(ids: number[]): Promise<HistoryEntry[]> {
+  type Located = { out: (HistoryEntry | undefined)[]; byFile: Map<number, { i: number; off: number; len: number }[]> };
+
+  /** Where the entries are, read at once: ids are only good until the next compaction forgets entries. */
+  function locateEntries(ids: number[]): Located {
     const out: (HistoryEntry | undefined)[] = new Array(ids.length);
     const byFile = new Map<number, { i: number; off: number; len: number }[]>();
     ids.forEach((id, i) => {
@@ -914,9 +1014,18 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
         byFile.set(f, l);
       }
     });
+    return { out, byFile };
+  }
+
+  async function loadEntries(ids: number[]): Promise<HistoryEntry[]> {
+    return readLocated(locateEntries(ids));
+  }
+
+  async function readLocated({ out, byFile }: Located): Promise<HistoryEntry[]> {
     for (const [file, xs] of byFile) {
-      const bufs = await readRanges(join(histDir, files[file]!), xs);
+      const bufs = await readLines(file, xs);
       bufs.forEach((b, k) => {
+        if (!b) return;
         out[xs[k]!.i] = (JSON.parse(b.toString('utf8')) as { h: HistoryEntry }).h;
       });
     }
@@ -999,10 +1108,11 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     },
 
     async getTicket(key) {
+      const cutoff = cutoffNow();
       const t = live.get(key);
-      if (t) return clone(t);
-      const loc = metas.get(key)?.loc;
-      return loc ? readTicketAt(loc) : null;
+      if (t) return forgotten(t, cutoff) ? null : clone(t);
+      const m = metas.get(key);
+      return m?.loc && !(m.closedAt !== null && m.closedAt < cutoff) ? readTicketAt(m.loc) : null;
     },
 
     async findTicketByTopic(groupId, topicId) {
@@ -1022,8 +1132,10 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     },
 
     async tickets(filter = {}) {
+      const cutoff = cutoffNow();
       const out: { ord: number; t: TicketRecord }[] = [];
       for (const t of live.values()) {
+        if (forgotten(t, cutoff)) continue;
         if (filter.open !== undefined && isOpenTicket(t) !== filter.open) continue;
         if (filter.agentId && t.agentId !== filter.agentId) continue;
         if (filter.queueId && t.queueId !== filter.queueId) continue;
@@ -1032,14 +1144,16 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
       }
       if (filter.open !== true && (!filter.status || filter.status === 'resolved' || filter.status === 'failed')) {
         // Closed tickets moved to the dated files are closed by construction.
-        const want: { key: string; loc: Loc }[] = [];
+        const want: { key: string; loc: Loc; ord: number }[] = [];
         for (const [key, m] of metas) {
           if (!m.loc || live.has(key)) continue;
+          if (m.closedAt !== null && m.closedAt < cutoff) continue;
           if (filter.agentId && m.agentId !== filter.agentId) continue;
           if (filter.queueId && m.queueId !== filter.queueId) continue;
-          want.push({ key, loc: m.loc });
+          want.push({ key, loc: m.loc, ord: m.ord });
         }
-        if (want.length) for (const [key, t] of await readClosedTickets(want)) if (!live.has(key) && (!filter.status || t.status === filter.status)) out.push({ ord: metas.get(key)!.ord, t });
+        const ords = new Map(want.map((w) => [w.key, w.ord]));
+        if (want.length) for (const [key, t] of await readClosedTickets(want)) if (!live.has(key) && (!filter.status || t.status === filter.status)) out.push({ ord: ords.get(key)!, t });
       }
       return out.sort((a, b) => a.ord - b.ord).map((x) => x.t);
     },
@@ -1165,7 +1279,8 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
           if (id !== undefined) company.add(id);
         }
       }
-      const { total, ids } = index.query(q, company);
+      const cutoff = cutoffNow();
+      const { total, ids } = index.query(cutoff > (q.from ?? -Infinity) ? { ...q, from: cutoff } : q, company);
       return { total, entries: await loadEntries(ids) };
     },
 
@@ -1243,7 +1358,9 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
       for (const t of all) ticketMap.set(t.key, t);
       const history: HistoryEntry[] = [];
       const ids = index.allIds();
-      for (let i = 0; i < ids.length; i += 5_000) history.push(...(await loadEntries(ids.slice(i, i + 5_000))));
+      const where = [];
+      for (let i = 0; i < ids.length; i += 5_000) where.push(locateEntries(ids.slice(i, i + 5_000)));
+      for (const w of where) history.push(...(await readLocated(w)));
       const kvCopy = new Map<string, Map<string, unknown>>();
       for (const [ns, m] of kv) kvCopy.set(ns, new Map([...m].filter(([k]) => !expired(ns, k))));
       return {

@@ -5,6 +5,7 @@ import { applyCounterOps, copyCounters, emptyCounters, OldestWaiting, waitingPag
 import type { RoutingConfig } from '../../core/config.ts';
 import type { Batch, Clock, ConfigVersion, Counters, HistoryEntry, HistoryQuery, Job, Store, TicketRecord, Timer } from '../../core/ports.ts';
 import { isOpenTicket } from '../../core/ports.ts';
+import { forgotten, retentionCutoff } from './retention.ts';
 
 /** How long completed job ids and inbound event keys are remembered (Salesforce retries for 24 hours). */
 export const DEDUPE_WINDOW_MS = 7 * 24 * 3600_000;
@@ -86,8 +87,11 @@ export function matchesHistory(e: HistoryEntry, q: HistoryQuery, ticket: TicketR
   return true;
 }
 
-export function createMemoryStore(opts: { clock?: Clock } = {}): Store {
+/** retentionMs: routing history and closed tickets older than this are forgotten (default: kept for good). */
+export function createMemoryStore(opts: { clock?: Clock; retentionMs?: number } = {}): Store {
   const clock = opts.clock ?? { now: () => Date.now() };
+  const keepMs = opts.retentionMs ?? Infinity;
+  const cutoffNow = () => retentionCutoff(clock.now(), keepMs);
   const s = emptyState();
   let chain: Promise<unknown> = Promise.resolve();
   /** Records put with a time to live: ns\0key -> when they expire. */
@@ -103,6 +107,18 @@ export function createMemoryStore(opts: { clock?: Clock } = {}): Store {
     if (now - (prunedAt.get(m) ?? -Infinity) < 60_000) return;
     prunedAt.set(m, now);
     pruneOlder(m, now);
+  };
+  let forgotAt = -Infinity;
+  /** Frees what left the retention window (reads hide it at once), at most once a (simulated) minute. */
+  const forget = (now: number) => {
+    if (keepMs === Infinity || now - forgotAt < 60_000) return;
+    forgotAt = now;
+    const cutoff = retentionCutoff(now, keepMs);
+    for (const [k, t] of s.tickets) if (forgotten(t, cutoff)) s.tickets.delete(k);
+    if (s.history.some((e) => e.at < cutoff)) {
+      s.history = s.history.filter((e) => e.at >= cutoff);
+      historyKeys.delete(s);
+    }
   };
 
 
@@ -131,15 +147,18 @@ export function createMemoryStore(opts: { clock?: Clock } = {}): Store {
     },
     async getTicket(key) {
       const t = s.tickets.get(key);
-      return t ? clone(t) : null;
+      return t && !forgotten(t, cutoffNow()) ? clone(t) : null;
     },
     async findTicketByTopic(groupId, topicId) {
-      for (const t of s.tickets.values()) if (t.topic && t.topic.groupId === groupId && t.topic.topicId === topicId) return clone(t);
+      const cutoff = cutoffNow();
+      for (const t of s.tickets.values()) if (t.topic && t.topic.groupId === groupId && t.topic.topicId === topicId && !forgotten(t, cutoff)) return clone(t);
       return null;
     },
     async tickets(filter = {}) {
+      const cutoff = cutoffNow();
       const out: TicketRecord[] = [];
       for (const t of s.tickets.values()) {
+        if (forgotten(t, cutoff)) continue;
         if (filter.open !== undefined && isOpenTicket(t) !== filter.open) continue;
         if (filter.agentId && t.agentId !== filter.agentId) continue;
         if (filter.queueId && t.queueId !== filter.queueId) continue;
@@ -170,6 +189,7 @@ export function createMemoryStore(opts: { clock?: Clock } = {}): Store {
       const now = clock.now();
       applyBatch(s, batch, now);
       prune(s.doneJobs, now);
+      forget(now);
     },
     exclusive<T>(fn: () => Promise<T>): Promise<T> {
       const run = chain.then(fn, fn);
@@ -211,7 +231,8 @@ export function createMemoryStore(opts: { clock?: Clock } = {}): Store {
       return clone([...s.timers.values()].filter((t) => t.at <= now).sort((a, b) => a.at - b.at).slice(0, limit));
     },
     async history(q) {
-      const all = s.history.filter((e) => matchesHistory(e, q, s.tickets.get(e.ticketKey))).sort((a, b) => b.at - a.at || b.seq - a.seq);
+      const cutoff = cutoffNow();
+      const all = s.history.filter((e) => e.at >= cutoff && matchesHistory(e, q, s.tickets.get(e.ticketKey))).sort((a, b) => b.at - a.at || b.seq - a.seq);
       const offset = q.offset ?? 0;
       return { total: all.length, entries: clone(all.slice(offset, offset + (q.limit ?? 50))) };
     },

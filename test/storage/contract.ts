@@ -1,15 +1,18 @@
 // The Store contract: every behaviour the pipeline, the worker, the console and the connectors rely on, run against
 // each adapter (memory, lowdb, PostgreSQL). The memory store's semantics are the reference.
 //
-// open({ clock }) returns a fresh, empty store, either bare or as { store, reopen, cleanup }. With reopen, the suite
-// also checks that everything survives closing and opening again. The clock is the suite's: stores read it for the
-// time of a commit (completed-job ids, inbound windows).
+// open({ clock, retentionMs }) returns a fresh, empty store, either bare or as { store, reopen, cleanup }. With
+// reopen, the suite also checks that everything survives closing and opening again. The clock is the suite's: stores
+// read it for the time of a commit (completed-job ids, inbound windows) and for the retention window (RETENTION_MS,
+// longer than any other test's span of time).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Batch, Clock, Store, WaitingTicket } from '../../core/ports.ts';
 import { DAY, HOUR, T0, entry, fakeClock, job, routingConfig, ticket, timer, type FakeClock } from './fixtures.ts';
 
 export type StoreHandle = { store: Store; reopen?: () => Promise<Store>; cleanup: () => Promise<void> };
-export type OpenStore = (opts: { clock: Clock }) => Promise<StoreHandle | Store>;
+export type OpenStore = (opts: { clock: Clock; retentionMs: number }) => Promise<StoreHandle | Store>;
+
+export const RETENTION_MS = 400 * DAY;
 
 const isStore = (x: StoreHandle | Store): x is Store => typeof (x as Store).commit === 'function';
 
@@ -21,7 +24,7 @@ export function runStoreContract(name: string, open: OpenStore): void {
 
     beforeEach(async () => {
       clock = fakeClock();
-      const h = await open({ clock });
+      const h = await open({ clock, retentionMs: RETENTION_MS });
       handle = isStore(h) ? { store: h, cleanup: async () => {} } : h;
       store = handle.store;
     });
@@ -523,6 +526,46 @@ export function runStoreContract(name: string, open: OpenStore): void {
         const r = await store.history({ ticketKey: A });
         expect(r.total).toBe(2);
         expect(r.entries.find((e) => e.seq === 1)!.text).toBe('first write');
+      });
+    });
+
+    describe('retention window', () => {
+      it('forgets history entries and closed tickets that leave the window, across a restart; open tickets stay', async (ctx) => {
+        const OLD = 'hubspot:42:1';
+        const OPEN = 'hubspot:42:2';
+        const RECENT = 'salesforce:00D1:3';
+        const topic = (topicId: number) => ({ groupId: 'support-1', topicId, link: `https://t.me/c/1/${topicId}` });
+        await store.commit({
+          tickets: [
+            ticket(OLD, { status: 'resolved', resolvedAt: T0 + HOUR, updatedAt: T0 + HOUR, topic: topic(7) }),
+            ticket(OPEN, { topic: topic(8) }),
+            ticket(RECENT, { status: 'resolved', receivedAt: T0 + 300 * DAY, resolvedAt: T0 + 300 * DAY, updatedAt: T0 + 300 * DAY, topic: topic(9) }),
+          ],
+          history: [entry(OLD, 1), entry(OPEN, 1), entry(RECENT, 1, { at: T0 + 300 * DAY })],
+        });
+        clock.set(T0 + HOUR + RETENTION_MS - 1);
+        expect(await store.getTicket(OLD)).not.toBeNull();
+
+        // A day past the window of the old ticket's resolution and the first two entries.
+        clock.set(T0 + HOUR + RETENTION_MS + DAY);
+        const check = async (s: Store, also: string[] = []) => {
+          expect(await s.getTicket(OLD)).toBeNull();
+          expect(await s.findTicketByTopic('support-1', 7)).toBeNull();
+          expect((await s.getTicket(OPEN))?.status).toBe('assigned');
+          expect((await s.findTicketByTopic('support-1', 9))?.key).toBe(RECENT);
+          expect((await s.tickets()).map((t) => t.key).sort()).toEqual([OPEN, ...also, RECENT]);
+          expect((await s.tickets({ open: false })).map((t) => t.key)).toEqual([RECENT]);
+          const h = await s.history({});
+          expect(h.total).toBe(1);
+          expect(h.entries.map((e) => e.key)).toEqual([`${RECENT}#1`]);
+          expect((await s.history({ ticketKey: OLD })).total).toBe(0);
+          expect((await s.history({ from: T0 - DAY })).total).toBe(1);
+        };
+        await check(store);
+        // Another commit (and, in stores that have one, a compaction) frees the space; nothing that is kept changes.
+        await store.commit({ tickets: [ticket('hubspot:42:4', { receivedAt: clock.now(), updatedAt: clock.now() })] });
+        await check(store, ['hubspot:42:4']);
+        await check(await reopened(() => ctx.skip()), ['hubspot:42:4']);
       });
     });
 

@@ -14,9 +14,9 @@ import { LIVE_FILE, LOCK_FILE, WAL_FILE, openLowdbStore, readLowdbState, type Lo
 import { runStoreContract } from './contract.ts';
 import { DAY, HOUR, T0, entry, fakeClock, job, routingConfig, silentLogger, ticket } from './fixtures.ts';
 
-runStoreContract('lowdb', async ({ clock }) => {
+runStoreContract('lowdb', async ({ clock, retentionMs }) => {
   const dir = await mkdtemp(join(tmpdir(), 'tierline-lowdb-'));
-  const open = () => openLowdbStore({ dir, clock, logger: silentLogger });
+  const open = () => openLowdbStore({ dir, clock, retentionMs, logger: silentLogger });
   return { store: await open(), reopen: open, cleanup: () => rm(dir, { recursive: true, force: true }) };
 });
 
@@ -274,6 +274,45 @@ describe('lowdb store on disk', () => {
     expect((await s.claimJobs(clock.now(), 10, 1000)).map((j) => j.id)).toEqual(['route:1']);
   });
 
+  it('frees the memory and the dated files of what left the retention window, and stays so across a restart', async () => {
+    const clock = fakeClock(T0);
+    const s = (await open({ retentionMs: 10 * DAY, dedupeWindowMs: DAY, closedTicketRetentionMs: HOUR }, clock)) as LowdbStore;
+    // 500 tickets on the first day, each routed and resolved, with its topic and company.
+    for (let n = 0; n < 500; n++) {
+      const key = `hubspot:42:${n}`;
+      const at = T0 + n * 60_000;
+      const topic = { groupId: 'grp-vip', topicId: n, link: `https://t.me/c/1/${n}` };
+      await s.commit({
+        tickets: [ticket(key, { status: 'resolved', companyId: `co-${n % 7}`, topic, receivedAt: at, resolvedAt: at + 1_000, updatedAt: at + 1_000 })],
+        history: [entry(key, 1, { at }), entry(key, 2, { at: at + 1_000, kind: 'resolved' })],
+      });
+    }
+    clock.set(T0 + DAY);
+    await s.compact();
+    expect(s.stats()).toMatchObject({ liveTickets: 0, knownTickets: 500, historyEntries: 1_000 });
+    expect(readdirSync(join(dir, 'history'))).toEqual(['2025-01-06.jsonl']);
+
+    // Eleven days later one ticket arrives: the first day has left the window (and the dedupe window).
+    clock.set(T0 + 11 * DAY);
+    await s.commit({ tickets: [ticket('hubspot:42:9000', { receivedAt: clock.now(), updatedAt: clock.now() })], history: [entry('hubspot:42:9000', 1, { at: clock.now() })] });
+    await s.compact();
+    expect(s.stats()).toMatchObject({ liveTickets: 1, knownTickets: 1, historyEntries: 1 });
+    expect(readdirSync(join(dir, 'history')).filter((f) => f.startsWith('2025-01-06'))).toEqual([]);
+    const check = async (st: Store) => {
+      expect(await st.getTicket('hubspot:42:3')).toBeNull();
+      expect(await st.findTicketByTopic('grp-vip', 3)).toBeNull();
+      expect((await st.history({ companyId: 'co-3' })).total).toBe(0);
+      expect((await st.history({})).entries.map((e) => e.key)).toEqual(['hubspot:42:9000#1']);
+      expect((await st.tickets()).map((t) => t.key)).toEqual(['hubspot:42:9000']);
+    };
+    await check(s);
+    await s.close();
+    const again = (await open({ retentionMs: 10 * DAY, dedupeWindowMs: DAY }, clock)) as LowdbStore;
+    expect(again.stats()).toMatchObject({ knownTickets: 1, historyEntries: 1 });
+    await check(again);
+    await again.close();
+  });
+
   it('rewrites a large live file only after as many bytes of changes, so compaction costs the same per change at any size', async () => {
     const clock = fakeClock(T0);
     const s = (await open({ compactWalBytes: 16 << 10, compactWalRecords: 50 }, clock)) as LowdbStore;
@@ -375,12 +414,13 @@ describe('lowdb store on disk', () => {
     expect(state.kv.get('hubspot:tokens')?.get('p')).toEqual({ sealed: 'x' });
   });
 
-  it('answers history queries exactly as the memory store does, from memory, dated files and after a restart', async () => {
+  it('answers history queries exactly as the memory store does, from memory, dated files, after a restart and once the retention window has moved', async () => {
     const r = rng(7);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
     const clock = fakeClock(T0);
-    const mem = createMemoryStore({ clock });
-    const s = await open({}, clock);
+    const retentionMs = 30 * DAY;
+    const mem = createMemoryStore({ clock, retentionMs });
+    const s = await open({ retentionMs }, clock);
     const seqs = new Map<string, number>();
     const tickets = Array.from({ length: 400 }, (_, i) => `hubspot:42:${i}`);
     const both = async (b: Batch) => {
@@ -419,7 +459,22 @@ describe('lowdb store on disk', () => {
     await check(s);
     await s.close();
     stores.pop();
-    await check(await open({}, clock));
+    const again = await open({ retentionMs }, clock);
+    await check(again);
+
+    // The window moves past the first 20 of the 40 hours: both forget the same entries, and the index, rebuilt
+    // without them, still answers every query alike, before and after a restart.
+    const held = again.stats().historyEntries;
+    clock.set(T0 + 20 * HOUR + retentionMs);
+    await mem.commit({ tickets: [ticket('hubspot:42:late', { receivedAt: clock.now(), updatedAt: clock.now() })] });
+    await again.commit({ tickets: [ticket('hubspot:42:late', { receivedAt: clock.now(), updatedAt: clock.now() })] });
+    await again.compact();
+    expect(again.stats().historyEntries).toBe((await mem.history({ limit: 0 })).total);
+    expect(again.stats().historyEntries).toBeLessThan(held * 0.6);
+    await check(again);
+    await again.close();
+    stores.pop();
+    await check(await open({ retentionMs }, clock));
   });
 
   function liveFile(): { tickets: TicketRecord[]; history: unknown[] } {

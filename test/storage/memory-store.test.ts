@@ -2,4 +2,4 @@
 import { createMemoryStore } from '../../server/storage/memory-store.ts';
 import { runStoreContract } from './contract.ts';
 
-runStoreContract('memory', async ({ clock }) => createMemoryStore({ clock }));
+runStoreContract('memory', async ({ clock, retentionMs }) => createMemoryStore({ clock, retentionMs }));

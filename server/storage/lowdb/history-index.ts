@@ -45,16 +45,17 @@ export class HistoryIndex {
   /** 1 when the entry's key is not `${ticketKey}#${seq}` (then it is deduped through oddKeys instead). */
   odd = new Uint8Array(0);
 
-  readonly tickets = new Dict();
+  tickets = new Dict();
   readonly kinds = new Dict();
   readonly queues = new Dict();
   readonly agents = new Dict();
   readonly tiers = new Dict();
   /** Entry ids per ticket dict id: the ticket filter and the dedupe check read only these. */
-  readonly byTicket: number[][] = [];
-  readonly oddKeys = new Set<string>();
+  byTicket: number[][] = [];
+  /** Odd keys and the entry holding each (so forgetting the entry forgets its key). */
+  oddKeys = new Map<string, number>();
   /** Entries not yet written to a dated file (until the next compaction), by entry id. */
-  readonly pending = new Map<number, HistoryEntry>();
+  pending = new Map<number, HistoryEntry>();
 
   /** Entry ids ascending by (at, seq, newer id first); newest-first pages walk it backwards. */
   #order: number[] = [];
@@ -118,7 +119,7 @@ export class HistoryIndex {
     this.tier[id] = this.tiers.id(e.tier ?? 'unknown');
     if (e.key !== `${e.ticketKey}#${e.seq}`) {
       this.odd[id] = 1;
-      this.oddKeys.add(e.key);
+      this.oddKeys.set(e.key, id);
     }
     if (loc) this.locate(id, loc);
     else {
@@ -231,6 +232,60 @@ export class HistoryIndex {
       for (let p = hi - 1; p >= lo; p--) visit(o[p]!);
     }
     return { total, ids };
+  }
+
+  /**
+   * Forgets every entry older than cutoff (the retention window), and the tickets left with none, so the index
+   * stays as large as the window rather than the whole past. Ids change: callers must not hold ids across it (the
+   * store calls it only between compactions, when no entry is being written out). Returns how many went.
+   */
+  dropBefore(cutoff: number): number {
+    this.#ensureSorted();
+    const o = this.#order;
+    const gone = this.#bound(cutoff, false);
+    if (gone === 0) return 0;
+    const keep = new Uint8Array(this.n);
+    for (let p = gone; p < o.length; p++) keep[o[p]!] = 1;
+    const next = new Int32Array(this.n).fill(NONE);
+    const old = { at: this.at, seq: this.seq, ticket: this.ticket, kind: this.kind, queue: this.queue, agent: this.agent, tier: this.tier, file: this.file, off: this.off, len: this.len, odd: this.odd };
+    const oldTickets = this.tickets;
+    const oldPending = this.pending;
+    const oldOdd = this.oddKeys;
+    const kept = this.n - gone;
+    this.#cap = 0;
+    this.n = 0;
+    for (const k of ['at', 'seq', 'off'] as const) this[k] = new Float64Array(0);
+    for (const k of ['ticket', 'kind', 'queue', 'agent', 'tier', 'file', 'len'] as const) this[k] = new Int32Array(0);
+    this.odd = new Uint8Array(0);
+    while (this.#cap < kept) this.#grow();
+    this.tickets = new Dict();
+    this.byTicket = [];
+    this.pending = new Map();
+    this.oddKeys = new Map();
+    for (let id = 0; id < keep.length; id++) {
+      if (!keep[id]) continue;
+      const to = this.n++;
+      next[id] = to;
+      this.at[to] = old.at[id]!;
+      this.seq[to] = old.seq[id]!;
+      const t = this.tickets.id(oldTickets.names[old.ticket[id]!]!);
+      this.ticket[to] = t;
+      (this.byTicket[t] ??= []).push(to);
+      this.kind[to] = old.kind[id]!;
+      this.queue[to] = old.queue[id]!;
+      this.agent[to] = old.agent[id]!;
+      this.tier[to] = old.tier[id]!;
+      this.file[to] = old.file[id]!;
+      this.off[to] = old.off[id]!;
+      this.len[to] = old.len[id]!;
+      this.odd[to] = old.odd[id]!;
+      const p = oldPending.get(id);
+      if (p) this.pending.set(to, p);
+    }
+    for (const [key, id] of oldOdd) if (next[id] !== NONE) this.oddKeys.set(key, next[id]!);
+    // Ids keep their relative order, so the order stays sorted.
+    this.#order = o.slice(gone).map((id) => next[id]!);
+    return gone;
   }
 
   /** Ids of every entry, oldest first (for exporting the whole store). */

@@ -14,6 +14,7 @@ import { AppError } from '../../../core/errors.ts';
 import type { RoutingConfig } from '../../../core/config.ts';
 import type { Batch, Clock, ConfigVersion, Counters, HistoryEntry, HistoryQuery, Job, JobKind, Logger, RoutingCounters, Store, TicketRecord, Timer } from '../../../core/ports.ts';
 import { runMigrations } from './migrate.ts';
+import { retentionCutoff } from '../retention.ts';
 import { LOCK_CLAIM, LOCK_CONFIG, LOCK_ROUTING, LOCK_SPACE, PG_TYPES, describeDatabase, pgError } from './pg-util.ts';
 
 /** Inbound event keys are remembered this long (the memory store's window; Salesforce retries for 24 hours). */
@@ -27,6 +28,11 @@ export type PostgresStoreOptions = {
   instanceId?: string;
   /** Connections per instance (default 10). The worker runs up to its batch size of steps at once. */
   poolSize?: number;
+  /**
+   * Routing history entries older than this, and tickets closed longer ago, are forgotten (default: kept for good):
+   * reads leave them out at once, and the minutely sweep deletes them.
+   */
+  retentionMs?: number;
   /** Run the schema migrations on open (default true). */
   migrate?: boolean;
   /**
@@ -97,6 +103,10 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
   const timerLeaseMs = opts.timerLeaseMs ?? 60_000;
   const excludeKinds = opts.excludeKinds ?? (() => []);
   const decisionIdleMs = Math.max(1_000, Math.round(opts.decisionIdleTimeoutMs ?? 30_000));
+  const keepMs = opts.retentionMs ?? Infinity;
+  const cutoffNow = () => retentionCutoff(clock.now(), keepMs);
+  /** Leaves out closed tickets that left the retention window (the same rule as retention.ts's `forgotten`). */
+  const RETAINED = (param: string) => `(open OR coalesce((doc->>'resolvedAt')::double precision, (doc->>'updatedAt')::double precision) >= ${param})`;
 
   const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize ?? 10, application_name: `tierline:${instanceId}`.slice(0, 63), types: PG_TYPES, keepAlive: true });
   // An idle connection that the server drops (restart, failover) must not crash the process; the pool reconnects.
@@ -323,18 +333,18 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
     },
 
     async getTicket(key) {
-      const r = await q<{ doc: TicketRecord }>('reading a ticket', 'SELECT doc FROM tickets WHERE key = $1', [key], true);
+      const r = await q<{ doc: TicketRecord }>('reading a ticket', `SELECT doc FROM tickets WHERE key = $1 AND ${RETAINED('$2')}`, [key, cutoffNow()], true);
       return r.rows[0]?.doc ?? null;
     },
 
     async findTicketByTopic(groupId, topicId) {
-      const r = await q<{ doc: TicketRecord }>('finding a ticket by topic', 'SELECT doc FROM tickets WHERE topic_group = $1 AND topic_id = $2 ORDER BY n LIMIT 1', [groupId, topicId], true);
+      const r = await q<{ doc: TicketRecord }>('finding a ticket by topic', `SELECT doc FROM tickets WHERE topic_group = $1 AND topic_id = $2 AND ${RETAINED('$3')} ORDER BY n LIMIT 1`, [groupId, topicId, cutoffNow()], true);
       return r.rows[0]?.doc ?? null;
     },
 
     async tickets(filter = {}) {
-      const where: string[] = [];
-      const params: unknown[] = [];
+      const params: unknown[] = [cutoffNow()];
+      const where: string[] = [RETAINED('$1')];
       if (filter.open !== undefined) where.push(filter.open ? 'open' : 'NOT open');
       if (filter.agentId) where.push(`agent_id = $${params.push(filter.agentId)}`);
       if (filter.queueId) where.push(`queue_id = $${params.push(filter.queueId)}`);
@@ -510,7 +520,8 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
       if (query.queueId) where.push(`h.queue_id = ${p(query.queueId)}`);
       if (query.agentId) where.push(`h.agent_id = ${p(query.agentId)}`);
       if (query.kind) where.push(`h.kind = ${p(query.kind)}`);
-      if (query.from !== undefined) where.push(`h.at >= ${p(query.from)}`);
+      const from = Math.max(query.from ?? -Infinity, cutoffNow());
+      if (from !== -Infinity) where.push(`h.at >= ${p(from)}`);
       if (query.to !== undefined) where.push(`h.at <= ${p(query.to)}`);
       const filter = where.length ? `WHERE ${where.join(' AND ')}` : '';
       const offset = Math.max(0, query.offset ?? 0);
@@ -561,13 +572,21 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
   // path (each instance sweeps; the DELETE is idempotent and cheap on the expires_at index).
   const kvSweep = setInterval(() => {
     if (closed) return;
-    const sweep = q('deleting expired connector records', 'DELETE FROM kv WHERE expires_at <= $1', [clock.now()]);
+    const now = clock.now();
+    const cutoff = retentionCutoff(now, keepMs);
+    const sweep = (async () => {
+      await q('deleting expired connector records', 'DELETE FROM kv WHERE expires_at <= $1', [now]);
+      if (cutoff === -Infinity) return;
+      // Reads already leave these out; the rows go here. History by its time index; closed tickets are few per sweep.
+      await q('deleting routing history older than the retention window', 'DELETE FROM history WHERE at < $1', [cutoff]);
+      await q('deleting tickets closed before the retention window', `DELETE FROM tickets WHERE NOT ${RETAINED('$1')}`, [cutoff]);
+    })();
     inflight.add(sweep);
     sweep.then(
       () => inflight.delete(sweep),
       (err: unknown) => {
         inflight.delete(sweep);
-        log?.warn('expired connector records could not be deleted; trying again in a minute', { error: err instanceof Error ? err.message : String(err) });
+        log?.warn('expired records could not be deleted; trying again in a minute', { error: err instanceof Error ? err.message : String(err) });
       },
     );
   }, opts.expiredSweepMs ?? 60_000);

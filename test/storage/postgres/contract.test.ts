@@ -24,6 +24,7 @@ if (!contract) {
   // open(clock) or open({ clock }): each call is a fresh, empty store in its own schema.
   contract.runStoreContract('postgres', (arg?: unknown) => {
     const clock = isClock(arg) ? arg : isClock((arg as { clock?: unknown } | undefined)?.clock) ? (arg as { clock: Clock }).clock : undefined;
-    return db.open({ timerLeaseMs: 0, ...(clock ? { clock } : {}) });
+    const retentionMs = (arg as { retentionMs?: unknown } | undefined)?.retentionMs;
+    return db.open({ timerLeaseMs: 0, ...(clock ? { clock } : {}), ...(typeof retentionMs === 'number' ? { retentionMs } : {}) });
   });
 }
