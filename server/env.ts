@@ -20,6 +20,13 @@ const EnvSchema = z.object({
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'DATABASE_URL must start with postgres://').optional(),
   INSTANCE_ID: z.string().regex(/^[\w.-]{1,64}$/, 'INSTANCE_ID may use letters, digits, dot, dash and underscore (up to 64)').optional(),
   SAMPLE_TICKETS_PER_MINUTE: z.coerce.number().min(0).max(6000).default(6),
+  // Routing history and closed tickets older than this are forgotten (the CRM record keeps its history for good).
+  // At least a month: reports compare months, and a customer may reopen a resolved ticket for up to a week.
+  RETENTION_DAYS: z.coerce
+    .number({ error: 'RETENTION_DAYS must be a whole number of days (0 keeps everything for good)' })
+    .int('RETENTION_DAYS must be a whole number of days (0 keeps everything for good)')
+    .refine((n) => n === 0 || n >= 30, 'RETENTION_DAYS must be 0 (keep everything for good) or at least 30 (reports compare months)')
+    .default(400),
   READYZ_CRM_CHECK_SECONDS: z.coerce.number({ error: 'READYZ_CRM_CHECK_SECONDS must be a number of seconds' }).min(0).max(3600).default(30),
 
   HUBSPOT_ACCESS_TOKEN: z.string().min(1).optional(),
@@ -85,6 +92,11 @@ export function loadEnv(source: Record<string, string | undefined>): Env {
   }
   if (problems.length) throw new EnvError(problems);
   return { ...e, PUBLIC_URL: e.PUBLIC_URL ?? `http://localhost:${e.PORT}`, modes: { hubspot, salesforce, telegram } };
+}
+
+/** How long the store keeps routing history and closed tickets (Infinity: for good). */
+export function retentionMs(env: Pick<Env, 'RETENTION_DAYS'>): number {
+  return env.RETENTION_DAYS === 0 ? Infinity : env.RETENTION_DAYS * 24 * 3600_000;
 }
 
 /** Values that must never be printed: the log redactor and the secret-scanning test use this list. */

@@ -28,7 +28,7 @@ import type { ReadinessSource } from './readiness.ts';
 import { createConfigService } from './config-service.ts';
 import type { ConnectorHealth, CrmConnector, SandboxForum } from './contracts.ts';
 import type { Env } from './env.ts';
-import { secretValues } from './env.ts';
+import { retentionMs, secretValues } from './env.ts';
 import { createLogger } from './logger.ts';
 import { createRegistry, type Registry } from './metrics.ts';
 import { SAMPLE_CONFIG } from './sandbox/sample-config.ts';
@@ -113,8 +113,8 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
   const store =
     opts.store ??
     (env.DATABASE_URL
-      ? await openPostgresStore({ url: env.DATABASE_URL, clock, logger: log.child({ component: 'store' }), instanceId, excludeKinds: followerExcludes({ isLeader: () => holdsTelegram() }) })
-      : await openLowdbStore({ dir: dataDir, clock, logger: log.child({ component: 'store' }) }));
+      ? await openPostgresStore({ url: env.DATABASE_URL, clock, logger: log.child({ component: 'store' }), instanceId, retentionMs: retentionMs(env), excludeKinds: followerExcludes({ isLeader: () => holdsTelegram() }) })
+      : await openLowdbStore({ dir: dataDir, clock, logger: log.child({ component: 'store' }), retentionMs: retentionMs(env) }));
 
   if (!(await store.getConfig())) await store.saveConfig(parseRoutingConfig(SAMPLE_CONFIG), { author: 'tierline', note: 'sample configuration (edit it in the console)', at: clock.now() });
 

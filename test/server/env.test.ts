@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EnvError, loadEnv, secretValues } from '../../server/env.ts';
+import { EnvError, loadEnv, retentionMs, secretValues } from '../../server/env.ts';
 import { createLogger } from '../../server/logger.ts';
 
 function problems(env: Record<string, string>): string[] {
@@ -32,9 +32,17 @@ describe('environment', () => {
     [{ HUBSPOT_CLIENT_ID: 'abc', SECRETS_KEY: 'k'.repeat(44), ADMIN_TOKEN: 'a'.repeat(24), PUBLIC_URL: 'https://x.example' }, /^HUBSPOT_CLIENT_SECRET: required with HUBSPOT_CLIENT_ID/],
     [{ TELEGRAM_BOT_TOKEN: '123:abc' }, /^TELEGRAM_BOT_TOKEN: .*BotFather/],
     [{ SALESFORCE_CLIENT_ID: 'x', SALESFORCE_CLIENT_SECRET: 'y', SECRETS_KEY: 'k'.repeat(44), ADMIN_TOKEN: 'a'.repeat(24), PUBLIC_URL: 'https://x.example' }, /^SALESFORCE_ORG_IDS: /],
+    [{ RETENTION_DAYS: '7' }, /^RETENTION_DAYS: .*0 \(keep everything for good\) or at least 30/],
+    [{ RETENTION_DAYS: 'a year' }, /^RETENTION_DAYS: .*whole number of days/],
   ])('%j is rejected naming the variable and the fix', (env, msg) => {
     const p = problems(env as Record<string, string>);
     expect(p.some((x) => msg.test(x)), p.join('\n')).toBe(true);
+  });
+
+  it('keeps routing history 400 days unless told otherwise; 0 keeps it for good', () => {
+    expect(retentionMs(loadEnv({}))).toBe(400 * 24 * 3600_000);
+    expect(retentionMs(loadEnv({ RETENTION_DAYS: '90' }))).toBe(90 * 24 * 3600_000);
+    expect(retentionMs(loadEnv({ RETENTION_DAYS: '0' }))).toBe(Infinity);
   });
 
   it('error messages never contain the secret values', () => {

@@ -38,6 +38,14 @@ const retentionMin = Number(args['retention-minutes']);
 const sampleMs = Number(args['sample-seconds']) * 1000;
 const warmupMs = Math.min((retentionMin + 1) * 60_000, (minutes * 60_000) / 2);
 const say = (s: string) => process.stdout.write(`${s}\n`);
+{
+  // The final check reads every ticket's history from the store's dated files, one per UTC day. The retention window
+  // deletes a day's file soon after midnight; a run that crosses it would report that day's tickets as lost.
+  const end = Date.now() + minutes * 60_000 + Math.max(300_000, minutes * 20_000);
+  if (!onPostgres && new Date(end).toISOString().slice(0, 10) !== new Date().toISOString().slice(0, 10)) {
+    throw new Error(`this run could end after midnight UTC, when the ${retentionMin}-minute retention window deletes today's history file that the final check reads; start it after 00:00 UTC or pass a smaller --minutes`);
+  }
+}
 const mb = (b: number) => Math.round((b / 1048576) * 10) / 10;
 
 async function rssOf(pid: number): Promise<number> {

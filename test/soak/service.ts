@@ -17,13 +17,14 @@ const env = loadEnv({ DATA_DIR: o.dataDir, PORT: '0', HOST: '127.0.0.1', PUBLIC_
 const logger = createLogger({ level: 'warn', secrets: () => [o.adminToken, o.secretsKey], write: (line) => process.stderr.write(line + '\n') });
 const clock = { now: () => Date.now() };
 // The store as startService would open it, except for how long closed tickets and the connectors' idempotency
-// records of finished work (a day by default) stay in the live file, and how long event keys and finished steps' ids
-// are remembered against duplicates (seven days by default): all three set to the soak's retention, so the store's
-// steady state (every window full) arrives within the run.
+// records of finished work (a day by default) stay in the live file, how long event keys and finished steps' ids
+// are remembered against duplicates (seven days by default) and how long routing history and closed tickets are kept
+// at all (RETENTION_DAYS, 400 by default): all four set to the soak's retention, so the store's steady state (every
+// window full) arrives within the run.
 // On PostgreSQL (--store postgres) the store keeps nothing per ticket in the process; one instance holds Telegram.
 const store = o.databaseUrl
   ? await openPostgresStore({ url: o.databaseUrl, clock, logger: logger.child({ component: 'store' }) })
-  : await openLowdbStore({ dir: o.dataDir, clock, logger: logger.child({ component: 'store' }), closedTicketRetentionMs: o.closedTicketRetentionMs, expiringRecordsMaxMs: o.closedTicketRetentionMs, dedupeWindowMs: o.closedTicketRetentionMs });
+  : await openLowdbStore({ dir: o.dataDir, clock, logger: logger.child({ component: 'store' }), closedTicketRetentionMs: o.closedTicketRetentionMs, expiringRecordsMaxMs: o.closedTicketRetentionMs, dedupeWindowMs: o.closedTicketRetentionMs, retentionMs: o.closedTicketRetentionMs });
 const service = await startService({ env, logger, clock, store, simulatedAgents: false, sampleTicketsPerMinute: 0, external: o.external });
 process.stdout.write(`ready ${service.url}\n`);
 // The soak reads the heap alongside the RSS it samples from /proc (is growth live data or just an unreturned heap?).
