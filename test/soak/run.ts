@@ -9,10 +9,11 @@
 // --store postgres: the service on PostgreSQL (TIERLINE_TEST_DATABASE_URL, or a throwaway cluster with production
 // durability), which keeps no per-ticket state in the process; the database grows with the audit trail by design
 // and is reported per ticket, not judged flat.
-// --retention-minutes: how long resolved tickets stay in the live file (the service default is 60), and the longest
-// the connectors' idempotency records of finished work are kept (default a day); shorter lets a run reach its steady
-// state sooner. Warm-up is that long plus a minute (at most half the run). The history files
-// grow with every entry by design (the audit trail); they are reported as bytes per ticket, not judged flat.
+// --retention-minutes: how long resolved tickets stay in the live file (the service default is 60), the longest the
+// connectors' idempotency records of finished work are kept (default a day), the dedupe window (seven days) and the
+// retention window of history and closed tickets (RETENTION_DAYS, 400); shorter lets a run reach its steady state
+// sooner. Warm-up is that long plus a minute (at most half the run). The history files keep a whole UTC day (a file
+// goes once its day has left the window); they are reported as bytes per ticket, not judged flat.
 import { spawn } from 'node:child_process';
 import { START_FLAGS } from '../bench/start-flags.ts';
 import { randomBytes } from 'node:crypto';
