@@ -220,7 +220,7 @@ async function latencyBench(tickets: number, intervalMs: number, latencyMs: numb
       return t ? t.intakeMs + t.ownMs + t.pickupMs : NaN;
     });
     if (process.env.TIERLINE_BENCH_DEBUG) process.stderr.write((await (await fetch(`${s.url}/metrics`)).text()).split('\n').filter((l) => /^tierline_(rate_limit|upstream_errors|job_failures)/.test(l)).join('\n') + '\n');
-    if (process.env.TIERLINE_BENCH_DEBUG) for (const p of done) process.stderr.write(JSON.stringify({ key: p.key, webhookMs: r2(p.webhookMs), total: r2(Math.max(p.notified!, p.updated!) - p.t0), ...timing[p.key] }) + '\n');
+    if (process.env.TIERLINE_BENCH_DEBUG) for (const p of done) process.stderr.write(JSON.stringify({ key: p.key, at: Math.round(performance.timeOrigin + p.t0), webhookMs: r2(p.webhookMs), total: r2(Math.max(p.notified!, p.updated!) - p.t0), ...timing[p.key] }) + '\n');
     return {
       'e2e.latency.upstreamLatencyMs': latencyMs,
       'e2e.latency.tickets': probes.length,

@@ -24,6 +24,13 @@ if (process.env.TIERLINE_BENCH_DEBUG) {
     const m = process.memoryUsage();
     process.stderr.write(`mem ${JSON.stringify(Object.fromEntries(Object.entries(m).map(([k, v]) => [k, Math.round(v / 1e6)])))}\n`);
   }, 1_000).unref();
+  // And when the event loop stalls (a timer 10 ms or more late), to line stalls up with slow tickets.
+  let last = performance.now();
+  setInterval(() => {
+    const now = performance.now();
+    if (now - last > 15) process.stderr.write(`stall ${JSON.stringify({ ms: Math.round(now - last - 5), at: Date.now() })}\n`);
+    last = now;
+  }, 5).unref();
 }
 
 process.on('message', (m: BenchQuestion) => {
