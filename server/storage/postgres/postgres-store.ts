@@ -30,7 +30,7 @@ export type PostgresStoreOptions = {
   poolSize?: number;
   /**
    * Routing history entries older than this, and tickets closed longer ago, are forgotten (default: kept for good):
-   * reads leave them out at once, and the minutely sweep deletes them.
+   * reads leave them out at once, and an hourly sweep deletes them.
    */
   retentionMs?: number;
   /** Run the schema migrations on open (default true). */
@@ -569,15 +569,19 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
     },
   };
   // Expired connector records are filtered out by every read; this sweep deletes them once a minute, off the request
-  // path (each instance sweeps; the DELETE is idempotent and cheap on the expires_at index).
+  // path (each instance sweeps; the DELETE is idempotent and cheap on the expires_at index). What left the retention
+  // window, also left out by every read, goes hourly: closed tickets have no index on when they closed, so that
+  // DELETE reads the whole table.
+  let retentionSweptAt = -Infinity;
   const kvSweep = setInterval(() => {
     if (closed) return;
     const now = clock.now();
     const cutoff = retentionCutoff(now, keepMs);
+    const retention = cutoff !== -Infinity && now - retentionSweptAt >= 3600_000;
+    if (retention) retentionSweptAt = now;
     const sweep = (async () => {
       await q('deleting expired connector records', 'DELETE FROM kv WHERE expires_at <= $1', [now]);
-      if (cutoff === -Infinity) return;
-      // Reads already leave these out; the rows go here. History by its time index; closed tickets are few per sweep.
+      if (!retention) return;
       await q('deleting routing history older than the retention window', 'DELETE FROM history WHERE at < $1', [cutoff]);
       await q('deleting tickets closed before the retention window', `DELETE FROM tickets WHERE NOT ${RETAINED('$1')}`, [cutoff]);
     })();

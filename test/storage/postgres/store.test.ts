@@ -258,6 +258,24 @@ describe.skipIf(postgresSkipReason !== null)('PostgreSQL store', () => {
     });
   });
 
+  describe('retention window', () => {
+    it('rows that left the window are deleted by the sweep; open tickets and recent rows stay', async () => {
+      const DAY = 24 * 3600_000;
+      const T0 = 1_000;
+      let now = T0 + 500 * DAY;
+      const url = await db.database();
+      const store = await db.open({ url, clock: { now: () => now }, expiredSweepMs: 50, retentionMs: 400 * DAY });
+      await store.commit({
+        tickets: [ticket('hubspot:42:1', { status: 'resolved', resolvedAt: T0, updatedAt: T0 }), ticket('hubspot:42:2'), ticket('hubspot:42:3', { status: 'resolved', resolvedAt: now, updatedAt: now })],
+        history: [historyEntry('hubspot:42:1', 1, { at: T0 }), historyEntry('hubspot:42:2', 1, { at: T0 }), historyEntry('hubspot:42:3', 1, { at: now })],
+      });
+      now += 1_000;
+      for (let i = 0; i < 100 && (await sql(url, 'SELECT 1 FROM history WHERE at < $1', [now - 400 * DAY])).length; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(await sql<{ key: string }>(url, 'SELECT key FROM tickets ORDER BY key')).toEqual([{ key: 'hubspot:42:2' }, { key: 'hubspot:42:3' }]);
+      expect(await sql<{ key: string }>(url, 'SELECT key FROM history ORDER BY key')).toEqual([{ key: 'hubspot:42:3#1' }]);
+    });
+  });
+
   describe('operator-facing errors', () => {
     it('an unreachable server names host and port and never the password', async () => {
       const err = await openPostgresStore({ url: 'postgres://tierline:s3cr3t-pw@127.0.0.1:1/tierline', logger: silent }).catch((e: unknown) => e);
