@@ -86,7 +86,12 @@ export function loadEnv(source: Record<string, string | undefined>): Env {
   if (anyReal && !e.ADMIN_TOKEN) problems.push('ADMIN_TOKEN: required when any connector runs for real (it guards the admin API and console); generate one with `openssl rand -hex 24`');
   if (anyReal && !e.PUBLIC_URL) problems.push('PUBLIC_URL: required when any connector runs for real (HubSpot and Salesforce call it back and sign requests against it)');
   try {
-    intakeEnv(source); // TELEGRAM_INTAKE_* (the bot's intake form), checked by the intake module's own schema
+    // TELEGRAM_INTAKE_* (the bot's intake form), checked by the intake module's own schema.
+    const reopenMs = intakeEnv(source).settings.reopenWindowMs;
+    // A customer who writes back within the reopen window reopens their ticket, so it must still be kept then.
+    if (reopenMs !== undefined && e.RETENTION_DAYS !== 0 && reopenMs > e.RETENTION_DAYS * 86_400_000) {
+      problems.push(`TELEGRAM_INTAKE_REOPEN_DAYS: longer than RETENTION_DAYS (${e.RETENTION_DAYS}), so a ticket could be forgotten while its customer may still reopen it; lower it or raise RETENTION_DAYS`);
+    }
   } catch (err) {
     problems.push(err instanceof Error ? err.message : String(err));
   }

@@ -34,6 +34,7 @@ describe('environment', () => {
     [{ SALESFORCE_CLIENT_ID: 'x', SALESFORCE_CLIENT_SECRET: 'y', SECRETS_KEY: 'k'.repeat(44), ADMIN_TOKEN: 'a'.repeat(24), PUBLIC_URL: 'https://x.example' }, /^SALESFORCE_ORG_IDS: /],
     [{ RETENTION_DAYS: '7' }, /^RETENTION_DAYS: .*0 \(keep everything for good\) or at least 30/],
     [{ RETENTION_DAYS: 'a year' }, /^RETENTION_DAYS: .*whole number of days/],
+    [{ RETENTION_DAYS: '30', TELEGRAM_INTAKE_REOPEN_DAYS: '45' }, /^TELEGRAM_INTAKE_REOPEN_DAYS: longer than RETENTION_DAYS \(30\).*lower it or raise RETENTION_DAYS/],
   ])('%j is rejected naming the variable and the fix', (env, msg) => {
     const p = problems(env as Record<string, string>);
     expect(p.some((x) => msg.test(x)), p.join('\n')).toBe(true);
@@ -43,6 +44,7 @@ describe('environment', () => {
     expect(retentionMs(loadEnv({}))).toBe(400 * 24 * 3600_000);
     expect(retentionMs(loadEnv({ RETENTION_DAYS: '90' }))).toBe(90 * 24 * 3600_000);
     expect(retentionMs(loadEnv({ RETENTION_DAYS: '0' }))).toBe(Infinity);
+    expect(retentionMs(loadEnv({ RETENTION_DAYS: '0', TELEGRAM_INTAKE_REOPEN_DAYS: '45' }))).toBe(Infinity);
   });
 
   it('error messages never contain the secret values', () => {
