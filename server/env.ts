@@ -21,7 +21,7 @@ const EnvSchema = z.object({
   INSTANCE_ID: z.string().regex(/^[\w.-]{1,64}$/, 'INSTANCE_ID may use letters, digits, dot, dash and underscore (up to 64)').optional(),
   SAMPLE_TICKETS_PER_MINUTE: z.coerce.number().min(0).max(6000).default(6),
   // Routing history and closed tickets older than this are forgotten (the CRM record keeps its history for good).
-  // At least a month: reports compare months, and a customer may reopen a resolved ticket for up to a week.
+  // At least a month (reports compare months) and the intake bot's reopen window (checked below).
   RETENTION_DAYS: z.coerce
     .number({ error: 'RETENTION_DAYS must be a whole number of days (0 keeps everything for good)' })
     .int('RETENTION_DAYS must be a whole number of days (0 keeps everything for good)')
@@ -89,7 +89,7 @@ export function loadEnv(source: Record<string, string | undefined>): Env {
     // TELEGRAM_INTAKE_* (the bot's intake form), checked by the intake module's own schema.
     const reopenMs = intakeEnv(source).settings.reopenWindowMs;
     // A customer who writes back within the reopen window reopens their ticket, so it must still be kept then.
-    if (reopenMs !== undefined && e.RETENTION_DAYS !== 0 && reopenMs > e.RETENTION_DAYS * 86_400_000) {
+    if (reopenMs !== undefined && reopenMs > retentionMs(e)) {
       problems.push(`TELEGRAM_INTAKE_REOPEN_DAYS: longer than RETENTION_DAYS (${e.RETENTION_DAYS}), so a ticket could be forgotten while its customer may still reopen it; lower it or raise RETENTION_DAYS`);
     }
   } catch (err) {

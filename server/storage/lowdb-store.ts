@@ -45,7 +45,7 @@ import type { RoutingConfig } from '../../core/config.ts';
 import type { Batch, Clock, ConfigVersion, Counters, HistoryEntry, HistoryQuery, Job, Logger, Store, TicketRecord, Timer } from '../../core/ports.ts';
 import { isOpenTicket } from '../../core/ports.ts';
 import { DEDUPE_WINDOW_MS as DEFAULT_DEDUPE_WINDOW_MS, type MemoryState } from './memory-store.ts';
-import { acquireLock, appendLines, DurableJsonFile, fsyncDir, readRanges, scanLines } from './lowdb/files.ts';
+import { acquireLock, appendLines, DurableJsonFile, fsyncDir, readRanges, scanLines, tempNameOf } from './lowdb/files.ts';
 import { DueIndex } from './lowdb/due-index.ts';
 import { HistoryIndex, type Loc } from './lowdb/history-index.ts';
 import { closedAt, forgotten, retentionCutoff } from './retention.ts';
@@ -182,6 +182,9 @@ const clone = <T>(v: T): T => structuredClone(v);
 const topicKey = (groupId: string, topicId: number) => `${groupId}\u0000${topicId}`;
 const DATED = /^(\d{4}-\d{2}-\d{2}|undated)\.jsonl$/;
 const OLD_WAL = /^tierline\.wal\.(\d+)$/;
+
+/** Files that exist only while a compaction runs: the previous log, and the next live file being written. */
+export const isCompactionFile = (name: string): boolean => OLD_WAL.test(name) || name === tempNameOf(LIVE_FILE);
 const writeFd = promisify(fsWrite);
 const datasyncFd = promisify(fsFdatasync);
 
@@ -326,6 +329,20 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     return id;
   };
 
+  /** Takes a ticket out of the ticket lists of its topic and its company (kept as tickets change or are forgotten). */
+  function untrack(key: string, topic: string | null, company: string | null): void {
+    if (topic) {
+      const l = topics.get(topic)?.filter((k) => k !== key);
+      if (l?.length) topics.set(topic, l);
+      else topics.delete(topic);
+    }
+    if (company !== null) {
+      const set = companies.get(company);
+      set?.delete(key);
+      if (set?.size === 0) companies.delete(company);
+    }
+  }
+
   function noteTicket(t: TicketRecord, loc: Loc | null): void {
     let m = metas.get(t.key);
     if (!m) {
@@ -334,11 +351,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     }
     const topic = t.topic ? topicKey(t.topic.groupId, t.topic.topicId) : null;
     if (m.topic !== topic) {
-      if (m.topic) {
-        const l = topics.get(m.topic)?.filter((k) => k !== t.key);
-        if (l?.length) topics.set(m.topic, l);
-        else topics.delete(m.topic);
-      }
+      untrack(t.key, m.topic, null);
       if (topic) {
         const l = topics.get(topic) ?? [];
         l.push(t.key);
@@ -350,11 +363,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     }
     const company = t.companyId ?? null;
     if (m.companyId !== company) {
-      if (m.companyId !== null) {
-        const set = companies.get(m.companyId);
-        set?.delete(t.key);
-        if (set?.size === 0) companies.delete(m.companyId);
-      }
+      untrack(t.key, null, m.companyId);
       if (company !== null) {
         let set = companies.get(company);
         if (!set) companies.set(company, (set = new Set()));
@@ -369,21 +378,15 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     if (loc) m.loc = loc;
   }
 
+  /** retention.ts's `forgotten`, for a ticket known only by its metadata. */
+  const metaForgotten = (m: TicketMeta, cutoff: number) => m.closedAt !== null && m.closedAt < cutoff;
+
   /** Forgets a closed ticket that left the retention window: its metadata and its place in the topic and company maps. */
   function forgetTicket(key: string): void {
     const m = metas.get(key);
     if (!m) return;
     metas.delete(key);
-    if (m.topic) {
-      const l = topics.get(m.topic)?.filter((k) => k !== key);
-      if (l?.length) topics.set(m.topic, l);
-      else topics.delete(m.topic);
-    }
-    if (m.companyId !== null) {
-      const set = companies.get(m.companyId);
-      set?.delete(key);
-      if (set?.size === 0) companies.delete(m.companyId);
-    }
+    untrack(key, m.topic, m.companyId);
   }
 
   /**
@@ -902,8 +905,8 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     const before = Math.min(retentionCutoff(now, keepMs), now - 2 * dedupeWindowMs);
     if (before === -Infinity) return;
     for (const name of await readdir(histDir)) {
-      const day = /^(\d{4}-\d{2}-\d{2})\.jsonl$/.exec(name);
-      if (!day || Date.parse(`${day[1]}T00:00:00Z`) + 86_400_000 > before) continue;
+      const day = DATED.exec(name)?.[1];
+      if (!day || day === 'undated' || Date.parse(`${day}T00:00:00Z`) + 86_400_000 > before) continue;
       await unlink(join(histDir, name)).catch(() => undefined);
       log.info('deleted a history file that left the retention window', { file: name });
     }
@@ -1112,7 +1115,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
       const t = live.get(key);
       if (t) return forgotten(t, cutoff) ? null : clone(t);
       const m = metas.get(key);
-      return m?.loc && !(m.closedAt !== null && m.closedAt < cutoff) ? readTicketAt(m.loc) : null;
+      return m?.loc && !metaForgotten(m, cutoff) ? readTicketAt(m.loc) : null;
     },
 
     async findTicketByTopic(groupId, topicId) {
@@ -1147,7 +1150,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
         const want: { key: string; loc: Loc; ord: number }[] = [];
         for (const [key, m] of metas) {
           if (!m.loc || live.has(key)) continue;
-          if (m.closedAt !== null && m.closedAt < cutoff) continue;
+          if (metaForgotten(m, cutoff)) continue;
           if (filter.agentId && m.agentId !== filter.agentId) continue;
           if (filter.queueId && m.queueId !== filter.queueId) continue;
           want.push({ key, loc: m.loc, ord: m.ord });

@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { openLowdbStore } from '../../server/storage/lowdb-store.ts';
+import { isCompactionFile, openLowdbStore } from '../../server/storage/lowdb-store.ts';
 import { openPostgresStore } from '../../server/storage/postgres/postgres-store.ts';
 import { postgresSkipReason, startTestPostgres } from '../setup/postgres.ts';
 import { agentByName, hubspotTicket, outboxDepth, retryOutbound, salesforceCase, sleep, startWorld, type Sent } from '../e2e/harness.ts';
@@ -70,7 +70,7 @@ async function sizes(dir: string): Promise<{ live: number; compacting: number; h
       else {
         const n = (await stat(p).catch(() => ({ size: 0 }))).size;
         if (!top) history += n;
-        else if (/\.tmp$|^tierline\.wal\.\d+$/.test(e.name)) compacting += n;
+        else if (isCompactionFile(e.name)) compacting += n;
         else live += n;
       }
     }

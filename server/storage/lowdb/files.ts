@@ -8,6 +8,9 @@ import { basename, dirname, join } from 'node:path';
 import type { Adapter } from 'lowdb';
 import { AppError } from '../../../core/errors.ts';
 
+/** The name a file is written under before it is renamed into place. */
+export const tempNameOf = (name: string): string => `.${name}.tmp`;
+
 /** fsync a directory, so a rename or a new file in it survives a power cut (a no-op where the OS refuses). */
 export function fsyncDir(dir: string): void {
   let fd: number | null = null;
@@ -70,7 +73,7 @@ export class DurableJsonFile<T> implements Adapter<T> {
 
   constructor(file: string, describe: string) {
     this.#file = file;
-    this.#temp = join(dirname(file), `.${basename(file)}.tmp`);
+    this.#temp = join(dirname(file), tempNameOf(basename(file)));
     this.#describe = describe;
   }
 
