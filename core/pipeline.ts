@@ -271,6 +271,7 @@ export function createPipeline(deps: PipelineDeps) {
       if (d.tier.tier !== ctx.segment.tier) t.segment = { ...ctx.segment, tier: d.tier.tier };
       const ops = applyDecision(t, d, router, now, null);
       t.routedAt = now;
+      await placeTopic(t, router, 0);
       const e = entry(t, 'routed', `Routed to ${t.summary}`, now, t.explanation);
       const jobs = [job('topic', `topic:${t.key}:g0`, t.key, { generation: 0 }, now)];
       await commit({ tickets: [t], history: [e], counters: ops, jobs, timers: [...slaTimers(t, router), ...overflowTimer(t, router, now)], completeJobs: [j.id] });
@@ -366,12 +367,10 @@ export function createPipeline(deps: PipelineDeps) {
     if (!t) throw new AppError('not_found', `Ticket ${j.ticketKey} is not in the store; it may have been purged.`);
     if (t.topic && t.topicGeneration >= generation) return void (await commit({ completeJobs: [j.id] }));
     if (!t.topicRandomId || !t.topicGroupId || t.topicGeneration !== generation) {
-      // Persist the group and random_id before the call: a retry after a crash sends the same ones. The group is
-      // chosen inside the exclusive section so concurrent tickets see each other's choice.
+      // A recreated topic (or a first one whose group could not be chosen at routing) picks its group here, stored
+      // before the call for the same reason.
       await withTicket(t.key, async (cur, router) => {
-        cur.topicGroupId = await pickGroup(cur, router);
-        cur.topicGeneration = generation;
-        cur.topicRandomId = fnv64(`topic:${cur.key}:g${generation}`);
+        await placeTopic(cur, router, generation, { strict: true });
         return { tickets: [cur] };
       });
       t = (await store.getTicket(j.ticketKey))!;
@@ -395,6 +394,26 @@ export function createPipeline(deps: PipelineDeps) {
       }
       return { tickets: [cur], history, jobs, completeJobs: [j.id] };
     });
+  }
+
+  /**
+   * Chooses the forum group and random_id of a ticket's topic, on the record the caller commits: they must be stored
+   * before createTopic, so a retry after a crash sends the same ones (a different group would open a second topic).
+   * Done inside an exclusive section so concurrent tickets see each other's choice. A new ticket gets them with its
+   * routing decision (one durable write fewer before its topic); if no group can be chosen then (strict false), the
+   * topic step tries again and fails there, visibly, while the ticket stays routed.
+   */
+  async function placeTopic(t: TicketRecord, router: Router, generation: number, opts: { strict?: boolean } = {}): Promise<void> {
+    let groupId: string;
+    try {
+      groupId = await pickGroup(t, router);
+    } catch (err) {
+      if (opts.strict || !(err instanceof AppError && err.code === 'misconfigured')) throw err;
+      return;
+    }
+    t.topicGroupId = groupId;
+    t.topicGeneration = generation;
+    t.topicRandomId = fnv64(`topic:${t.key}:g${generation}`);
   }
 
   /** Spreads a queue's topics over its groups: the group with the fewest open tickets, ties by order. */

@@ -3,6 +3,7 @@ import { AppError } from '../../core/errors.ts';
 import type { RoutingConfigInput } from '../../core/config.ts';
 import type { Store } from '../../core/ports.ts';
 import { ticketKey, type TicketRef } from '../../core/segment.ts';
+import { createConfigService } from '../../server/config-service.ts';
 import { harness } from './harness.ts';
 
 const CONFIG: RoutingConfigInput = {
@@ -73,6 +74,42 @@ describe('pipeline: intake to topic to write-back', () => {
     for (const id of ['b1', 'b2']) await h.pipeline.intake.accept([ev(h.crm.add(id), id)]);
     await h.drain();
     expect(h.tg.topics.map((t) => t.groupId).sort()).toEqual(['g1', 'g2']);
+  });
+
+  it('the topic’s group and random_id are stored with the routing decision, so opening the topic takes one write', async () => {
+    const h = await harness(CONFIG);
+    const ref = h.crm.add('t1', { tier: 'enterprise' });
+    await h.pipeline.intake.accept([ev(ref, 'e1', h.clock.now())]);
+    await h.pipeline.runDue(); // the route step only: the topic step it queues is claimed by the next pass
+    const routed = (await h.store.getTicket(ticketKey(ref)))!;
+    expect(routed).toMatchObject({ status: 'assigned', topic: null, topicGroupId: 'g-vip', topicGeneration: 0 });
+    expect(routed.topicRandomId).toMatch(/^\d+$/);
+    expect(h.tg.topics).toHaveLength(0);
+
+    let commits = 0;
+    const commit = h.store.commit.bind(h.store);
+    h.store.commit = (b, o) => (commits++, commit(b, o));
+    await h.pipeline.runDue(); // the topic step
+    expect(h.tg.topics).toEqual([expect.objectContaining({ groupId: 'g-vip', randomId: routed.topicRandomId })]);
+    expect(commits).toBe(1);
+  });
+
+  it('a queue with no Telegram group still routes; its topic step fails with the fix, and works once a group is added', async () => {
+    const noGroups: RoutingConfigInput = { ...CONFIG, rules: [], defaultQueue: 'general', queues: [{ ...CONFIG.queues[2]!, groups: [] }], groups: [] };
+    const h = await harness(noGroups);
+    const ref = h.crm.add('t1');
+    await h.pipeline.intake.accept([ev(ref, 'e1', h.clock.now())]);
+    await h.drain();
+    expect(await h.store.getTicket(ticketKey(ref))).toMatchObject({ status: 'assigned', queueId: 'general', topicGroupId: null });
+    const dead = await h.store.deadJobs();
+    expect(dead.map((j) => [j.kind, j.lastError])).toEqual([['topic', expect.stringMatching(/no Telegram group.*add a forum group/)]]);
+    expect(h.tg.topics).toHaveLength(0);
+
+    await createConfigService(h.store, h.clock).save({ ...noGroups, queues: [{ ...noGroups.queues[0]!, groups: ['g1'] }], groups: [{ id: 'g1', title: 'Support 1' }] }, { author: 'admin', note: 'add a group' });
+    expect(await h.store.retryDeadJob(dead[0]!.id, h.clock.now())).toBe(true);
+    await h.drain();
+    expect(h.tg.topics).toEqual([expect.objectContaining({ groupId: 'g1' })]);
+    expect(h.crm.writes.map((w) => w.fields.topicLink)).toEqual(['https://t.me/c/1/100']);
   });
 
   it('a crash after the topic was created but before it was recorded does not open a second topic', async () => {
