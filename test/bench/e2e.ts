@@ -28,6 +28,8 @@ const pct = (xs: number[], p: number) => (xs.length ? [...xs].sort((a, b) => a -
 const r2 = (x: number) => Math.round(x * 100) / 100;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const SERVICE = fileURLToPath(new URL('./service-proc.ts', import.meta.url));
+/** TIERLINE_BENCH_SERVICE_FLAGS: extra Node flags for the service process only, to look inside a run (--trace-gc, --cpu-prof). */
+const debugFlags = () => (process.env.TIERLINE_BENCH_SERVICE_FLAGS ?? '').split(/\s+/).filter(Boolean);
 
 async function freePort(): Promise<number> {
   const srv = createServer();
@@ -75,7 +77,7 @@ async function withService<T>(opts: { latencyMs?: number }, fn: (b: Bench) => Pr
     secretsKey: randomBytes(32).toString('base64'),
     external: { hubspot: { url: hubspot.url, accessToken: hubspot.accessToken, clientSecret }, salesforce: { url: salesforce.url, orgId: salesforce.orgId }, telegram: { url: telegram.url } },
   };
-  const child: ChildProcess = spawn(process.execPath, [...START_FLAGS, SERVICE, JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+  const child: ChildProcess = spawn(process.execPath, [...START_FLAGS, ...debugFlags(), SERVICE, JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => {
     err = (err + d).slice(-5_000);
