@@ -260,6 +260,16 @@ export function createPipeline(deps: PipelineDeps) {
     if (existing?.routedAt) return void (await (j.payload.reason === 'changed' ? reroute(j, ref) : commit({ completeJobs: [j.id] })));
     // Read fresh at routing time: a cached tier would route on yesterday's contract.
     const ctx = await crmOf(ref).fetchContext(ref);
+    if (ctx.closedInCrm) {
+      // Closed before Tierline saw it (a change to an old ticket, one from before the install, or one whose routing
+      // Tierline has forgotten under its retention window): opening a topic for it would put dead work in front of an
+      // agent. Counted and logged, so an admin can see why.
+      await crmOf(ref).notRouted?.(ref, 'closed_in_crm');
+      await commit({ completeJobs: [j.id] });
+      metrics.inc('tierline_routing_skipped_total', { crm: ref.crm, reason: 'closed_in_crm' });
+      log.info('ticket not routed: it is closed in the CRM', { ticket: j.ticketKey });
+      return;
+    }
     await exclusive(async () => {
       if ((await store.getTicket(j.ticketKey))?.routedAt) return void (await commit({ completeJobs: [j.id] }));
       const router = await currentRouter();
@@ -288,7 +298,8 @@ export function createPipeline(deps: PipelineDeps) {
     const ctx = await crmOf(ref).fetchContext(ref);
     await exclusive(async () => {
       const t0 = await store.getTicket(j.ticketKey);
-      if (!t0?.routedAt || t0.status === 'resolved' || t0.firstResponseAt || !t0.queueId || !t0.segment) return void (await commit({ completeJobs: [j.id] }));
+      // A ticket closed in the CRM is not moved (closing it there does not resolve it here: agents close in Telegram).
+      if (!t0?.routedAt || t0.status === 'resolved' || t0.firstResponseAt || !t0.queueId || !t0.segment || ctx.closedInCrm) return void (await commit({ completeJobs: [j.id] }));
       const router = await currentRouter();
       const now = clock.now();
       const counters = await store.routingCounters();

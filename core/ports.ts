@@ -52,6 +52,11 @@ export type CrmContext = {
   segment: Segment;
   /** Attributes the mapper could not fill (missing or invalid), for the staleness report. */
   issues: SegmentIssue[];
+  /**
+   * The record is already closed in the CRM (a HubSpot ticket in a stage whose ticket state is CLOSED, a Salesforce
+   * Case with IsClosed): a ticket Tierline does not know, or no longer remembers, is not routed.
+   */
+  closedInCrm?: boolean;
 };
 
 /** The current routing outcome, as written onto the CRM record (HubSpot properties / Salesforce Case fields). */
@@ -107,6 +112,11 @@ export interface CrmPort {
    * (the CRM got the write, we did not record it) must not add a second history entry.
    */
   writeBack(ref: TicketRef, update: CrmWriteBack): Promise<void>;
+  /**
+   * The ticket will not be routed (it is closed in the CRM): release whatever waits for its routing in the CRM (a
+   * HubSpot workflow action). Idempotent: the step that calls it may run again.
+   */
+  notRouted?(ref: TicketRef, reason: 'closed_in_crm'): Promise<void>;
 }
 
 /** A customer as the CRM knows them, for the Telegram intake bot. */

@@ -12,6 +12,7 @@ const HELP: Record<string, string> = {
   tierline_events_received_total: 'CRM events received (webhooks, outbound messages, change events)',
   tierline_events_duplicate_total: 'CRM events dropped as duplicate deliveries',
   tierline_decisions_total: 'Routing decisions by tier, queue and outcome',
+  tierline_routing_skipped_total: 'CRM tickets not routed, by reason (closed_in_crm: already closed when Tierline read it)',
   tierline_overflow_total: 'Tickets that overflowed out of a queue',
   tierline_sla_total: 'First-response SLA results by tier and queue',
   tierline_escalations_total: 'Escalations by queue',

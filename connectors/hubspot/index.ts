@@ -19,6 +19,7 @@ import { HubspotMappingSchema, watchedTicketProperties, type HubspotMapping } fr
 import { companyProperties, mapTicket, noteBody, ticketProperties } from './mapper.ts';
 import { createOAuth } from './oauth.ts';
 import { createReader } from './reader.ts';
+import { createStageStates } from './stages.ts';
 import { DEFINITIONS_VERSION } from './properties.ts';
 import { candidateUris, verifySignature } from './signature.ts';
 import { parseWebhookBody, selectEvents } from './webhook.ts';
@@ -133,6 +134,7 @@ export async function createHubspotConnector(opts: HubspotConnectorOptions): Pro
     return w;
   };
   const callbacks = createCallbacks({ store, clock, logger, session: (p) => clients.session(p) });
+  const stages = createStageStates({ session: (p) => clients.session(p), clock, logger });
 
   const crm: CrmPort = {
     crm: 'hubspot',
@@ -140,7 +142,11 @@ export async function createHubspotConnector(opts: HubspotConnectorOptions): Pro
       const { portal, ticketId } = checkRef(ref);
       const { bundle, mapping } = await readerOf(portal).read(ticketId);
       const inst = await clients.session(portal).install();
-      return mapTicket(bundle, { mapping, ref: { crm: 'hubspot', account: portal, ticketId }, currency: mapping.currency ?? inst.currency ?? 'USD' });
+      const ctx = mapTicket(bundle, { mapping, ref: { crm: 'hubspot', account: portal, ticketId }, currency: mapping.currency ?? inst.currency ?? 'USD' });
+      const { hs_pipeline: pipeline, hs_pipeline_stage: stage } = bundle.ticket.properties;
+      // "0" is the id of every portal's default ticket pipeline.
+      if (stage && (await stages.isClosed(portal, pipeline || '0', stage))) ctx.closedInCrm = true;
+      return ctx;
     },
 
     async writeBack(ref, update) {
@@ -159,6 +165,11 @@ export async function createHubspotConnector(opts: HubspotConnectorOptions): Pro
       if (e.kind === 'routed' || e.kind === 'assigned') {
         await callbacks.complete(e.ticketKey, { queue: update.fields.queue, agent: update.fields.agent ?? '', topic_link: update.fields.topicLink ?? '' });
       }
+    },
+
+    async notRouted(ref) {
+      checkRef(ref);
+      await callbacks.complete(ticketKey(ref), { queue: '', agent: '', topic_link: '' }, 'FAIL_CONTINUE');
     },
   };
 

@@ -62,12 +62,15 @@ export function createCallbacks(o: { store: Store; clock: Clock; logger: Logger;
     else await store.kvDelete(NS.callbacks, ticketKey);
   }
 
-  /** Completes every pending callback of the ticket; each one at most once. */
-  async function complete(ticketKey: string, outputs: Record<(typeof OUTPUT_FIELDS)[number], string>): Promise<number> {
+  /**
+   * Completes every pending callback of the ticket; each one at most once. FAIL_CONTINUE: the ticket will not be
+   * routed, and the workflow goes on down its failure path.
+   */
+  async function complete(ticketKey: string, outputs: Record<(typeof OUTPUT_FIELDS)[number], string>, state: 'SUCCESS' | 'FAIL_CONTINUE' = 'SUCCESS'): Promise<number> {
     let done = 0;
     for (const cb of await pending(ticketKey)) {
       try {
-        await o.session(cb.portalId).run(`complete workflow callback ${cb.callbackId}`, (c) => c.automation.actions.callbacksApi.complete(cb.callbackId, { outputFields: { hs_execution_state: 'SUCCESS', ...outputs } }));
+        await o.session(cb.portalId).run(`complete workflow callback ${cb.callbackId}`, (c) => c.automation.actions.callbacksApi.complete(cb.callbackId, { outputFields: { hs_execution_state: state, ...outputs } }));
         done++;
       } catch (err) {
         // 400/404: HubSpot no longer waits for it (completed by an earlier attempt, expired, or the workflow was

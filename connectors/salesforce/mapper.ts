@@ -9,7 +9,7 @@ import { fieldSpec, maxLength } from './schema.ts';
 
 /** Fields read whatever the mapping says: identity, what the card shows, and the contact's reachability. */
 export const BASE_FIELDS: Record<SoqlObject, readonly string[]> = {
-  Case: ['Id', 'CaseNumber', 'Subject', 'Description', 'Priority', 'AccountId', 'ContactId'],
+  Case: ['Id', 'CaseNumber', 'Subject', 'Description', 'Priority', 'AccountId', 'ContactId', 'IsClosed'],
   Account: ['Id', 'Name'],
   Contact: ['Id', 'Name', 'Email', 'Phone', 'Tierline_Telegram_User_Id__c'],
 };
@@ -155,6 +155,8 @@ export function mapCaseRecord(rec: SfRecord, o: MapOptions): CrmContext {
     recordUrl: caseUrl(o.instanceUrl, o.ref.ticketId),
     segment: checked.segment,
     issues: merged,
+    // IsClosed follows the org's closed Case statuses (CaseStatus.IsClosed), whatever they are named.
+    ...(rec.IsClosed === true ? { closedInCrm: true } : {}),
   };
 }
 

@@ -42,6 +42,10 @@ export function fakeCrm() {
     port,
     writes,
     failNext: (...e: AppError[]) => (failNext = e),
+    /** Closes the record in the CRM (the connectors report it as closedInCrm). */
+    close(ref: TicketRef) {
+      contexts.get(ticketKey(ref))!.closedInCrm = true;
+    },
     add(ticketId: string, over: Parameters<typeof segment>[0] = {}, subject = `Issue ${ticketId}`): TicketRef {
       const ref: TicketRef = { crm: 'hubspot', account: '42', ticketId };
       contexts.set(ticketKey(ref), {

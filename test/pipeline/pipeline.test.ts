@@ -112,6 +112,33 @@ describe('pipeline: intake to topic to write-back', () => {
     expect(h.crm.writes.map((w) => w.fields.topicLink)).toEqual(['https://t.me/c/1/100']);
   });
 
+  it('a ticket already closed in the CRM is not routed: no topic, no write-back, counted with its reason', async () => {
+    const h = await harness(CONFIG);
+    const ref = h.crm.add('old-1', { tier: 'enterprise' });
+    h.crm.close(ref);
+    expect(await h.pipeline.intake.accept([ev(ref, 'e1', h.clock.now())])).toEqual({ accepted: 1, duplicates: 0 });
+    await h.drain();
+    expect(await h.store.getTicket(ticketKey(ref))).toBeNull();
+    expect(h.tg.topics).toHaveLength(0);
+    expect(h.crm.writes).toHaveLength(0);
+    expect(await h.store.deadJobs()).toEqual([]);
+    expect(h.counted.filter((c) => c.name === 'tierline_routing_skipped_total').map((c) => c.labels)).toEqual([{ crm: 'hubspot', reason: 'closed_in_crm' }]);
+    expect((await h.store.counters()).load).toEqual({});
+  });
+
+  it('a change event for a routed ticket that was since closed in the CRM does not move it', async () => {
+    const h = await harness(CONFIG);
+    const ref = h.crm.add('t7', { tier: 'standard', category: 'technical' });
+    await h.pipeline.intake.accept([ev(ref, 'create-7', h.clock.now())]);
+    await h.drain();
+    h.crm.add('t7', { tier: 'enterprise', category: 'technical' });
+    h.crm.close(ref);
+    await h.pipeline.intake.accept([{ idempotencyKey: 'change-7', ref, reason: 'changed', at: h.clock.now() }]);
+    await h.drain();
+    expect(await h.store.getTicket(ticketKey(ref))).toMatchObject({ queueId: 'general', agentId: 'eve', reassignCount: 0 });
+    expect(h.crm.writes.map((w) => w.entry.kind)).toEqual(['routed']);
+  });
+
   it('a crash after the topic was created but before it was recorded does not open a second topic', async () => {
     const h = await harness(CONFIG);
     h.tg.crashAfterCreate();

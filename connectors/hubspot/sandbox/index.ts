@@ -8,7 +8,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import { Hono, type Context } from 'hono';
 import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { associationTypeIds, createPortal, OBJECT_TYPES, SINGULAR, TYPE_ALIASES, UniqueConflict, ValidationFailure, type Callback, type HsObjectRecord, type ObjectType, type Portal, type PropDef } from './portal.ts';
+import { associationTypeIds, createPortal, OBJECT_TYPES, SINGULAR, TICKET_PIPELINES, TYPE_ALIASES, UniqueConflict, ValidationFailure, type Callback, type HsObjectRecord, type ObjectType, type Portal, type PropDef } from './portal.ts';
 import { SEED_COMPANIES, seedCustomProperties, seedPortal } from './seed.ts';
 
 export type FaultMatch = { method?: string; path?: string | RegExp };
@@ -341,6 +341,23 @@ export async function startHubspotSandbox(opts: HubspotSandboxOptions) {
       return c.body(null, 204);
     }
 
+    // /crm/v3/pipelines/tickets: the pipelines with their stages (metadata.ticketState OPEN / CLOSED)
+    if (method === 'GET' && seg[0] === 'crm' && seg[1] === 'v3' && seg[2] === 'pipelines' && seg.length === 4) {
+      if (objectType(seg[3]) !== 'tickets') return json(c, 400, errorBody('VALIDATION_ERROR', `Unable to infer object type from: ${seg[3]}`));
+      const at = '2026-01-05T09:00:00.000Z';
+      return json(c, 200, {
+        results: TICKET_PIPELINES.map((x, i) => ({
+          id: x.id,
+          label: x.label,
+          displayOrder: i,
+          archived: false,
+          createdAt: at,
+          updatedAt: at,
+          stages: x.stages.map((st, j) => ({ id: st.id, label: st.label, displayOrder: j, archived: false, createdAt: at, updatedAt: at, writePermissions: 'CRM_PERMISSIONS_ENFORCEMENT', metadata: { ticketState: st.ticketState } })),
+        })),
+      });
+    }
+
     // /crm/v3/properties/{objectType}[/groups[/{name}] | /batch/{read,create} | /{name}]
     if (seg[0] === 'crm' && seg[1] === 'v3' && seg[2] === 'properties') {
       const type = objectType(seg[3]);
@@ -643,6 +660,8 @@ export async function startHubspotSandbox(opts: HubspotSandboxOptions) {
     priority?: string;
     language?: string | null;
     product?: string | null;
+    /** Pipeline stage of the default pipeline (default "1" New; "4" is Closed, e.g. a ticket imported closed). */
+    stage?: string;
     portalId?: string;
     notify?: boolean;
   }) {
@@ -657,7 +676,7 @@ export async function startHubspotSandbox(opts: HubspotSandboxOptions) {
       subject: o.subject,
       content: o.content ?? `${o.subject}. Sent from the Tierline sandbox.`,
       hs_pipeline: '0',
-      hs_pipeline_stage: '1',
+      hs_pipeline_stage: o.stage ?? '1',
       hs_ticket_priority: o.priority ?? 'MEDIUM',
       hs_ticket_category: o.category === undefined ? CATEGORIES[n % CATEGORIES.length]! : (o.category ?? ''),
     };

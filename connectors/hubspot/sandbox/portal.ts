@@ -77,12 +77,29 @@ export class ValidationFailure extends Error {
   }
 }
 
+/**
+ * HubSpot's default ticket pipeline ("Support Pipeline"): the stage ids hs_pipeline_stage takes, and each stage's
+ * ticketState, which is how HubSpot says a stage is closed (stage names and ids differ per portal).
+ */
+export const TICKET_PIPELINES = [
+  {
+    id: '0',
+    label: 'Support Pipeline',
+    stages: [
+      { id: '1', label: 'New', ticketState: 'OPEN' },
+      { id: '2', label: 'Waiting on contact', ticketState: 'OPEN' },
+      { id: '3', label: 'Waiting on us', ticketState: 'OPEN' },
+      { id: '4', label: 'Closed', ticketState: 'CLOSED' },
+    ],
+  },
+] as const;
+
 const STANDARD: Record<ObjectType, [string, string, string, string[]?][]> = {
   tickets: [
     ['subject', 'string', 'text'],
     ['content', 'string', 'textarea'],
-    ['hs_pipeline', 'enumeration', 'select', ['0']],
-    ['hs_pipeline_stage', 'enumeration', 'select', ['1', '2', '3', '4']],
+    ['hs_pipeline', 'enumeration', 'select', TICKET_PIPELINES.map((x) => x.id)],
+    ['hs_pipeline_stage', 'enumeration', 'select', TICKET_PIPELINES.flatMap((x) => x.stages.map((st) => st.id))],
     ['hs_ticket_priority', 'enumeration', 'select', ['LOW', 'MEDIUM', 'HIGH', 'URGENT']],
     ['hs_ticket_category', 'enumeration', 'checkbox', ['PRODUCT_ISSUE', 'BILLING_ISSUE', 'FEATURE_REQUEST', 'GENERAL_INQUIRY']],
     ['hs_language', 'string', 'text'],

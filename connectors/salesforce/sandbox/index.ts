@@ -47,6 +47,8 @@ export type CreateCaseInput = {
   product?: string | null;
   language?: string | null;
   origin?: string;
+  /** Default New; Closed makes IsClosed true (an old Case imported or edited after it was closed). */
+  status?: string;
   /** Send the Outbound Message (default true when an outboundUrl is set). */
   notify?: boolean;
 };
@@ -619,6 +621,7 @@ ${events.map((e) => `<tr><td>${escapeXml(String(e.Name))}</td><td>${escapeXml(St
         Reason: input.reason ?? null,
         Priority: input.priority ?? 'Medium',
         Origin: input.origin ?? 'Web',
+        Status: input.status ?? 'New',
         Product__c: input.product === undefined ? SEED_PRODUCTS[n % SEED_PRODUCTS.length] : input.product,
         Language__c: input.language === undefined ? languageFor((account?.BillingCountry as string | null) ?? null) : input.language,
       });

@@ -48,6 +48,8 @@ export type SaveResult = { id?: string; success: boolean; errors: RecordError[];
 const std = (name: string, kind: FieldKind, extra: Partial<FieldDesc> = {}): FieldDesc => ({ name, kind, writable: true, custom: false, ...extra });
 const ro = (name: string, kind: FieldKind, extra: Partial<FieldDesc> = {}): FieldDesc => std(name, kind, { writable: false, ...extra });
 
+/** The Case statuses this org counts as closed (a real org's CaseStatus.IsClosed); IsClosed follows Status. */
+const CLOSED_CASE_STATUSES = new Set(['Closed']);
 const AUDIT = [ro('Id', 'id'), ro('IsDeleted', 'boolean'), ro('CreatedDate', 'datetime'), ro('LastModifiedDate', 'datetime'), ro('SystemModstamp', 'datetime'), std('OwnerId', 'reference', { referenceTo: 'User', relationshipName: 'Owner' })];
 
 function specToDesc(f: FieldSpec): FieldDesc {
@@ -351,7 +353,7 @@ export function createOrg(opts: { orgId: string; now: () => number; deployed: bo
     if (object === 'Case') {
       rec.CaseNumber = String(++caseNumber).padStart(8, '0');
       rec.Status ??= 'New';
-      rec.IsClosed = false;
+      rec.IsClosed = CLOSED_CASE_STATUSES.has(String(rec.Status));
     }
     if (object === 'Contact') rec.Name = [rec.FirstName, rec.LastName].filter(Boolean).join(' ');
     if (d.fields.get('Name')?.kind === 'autonumber') rec.Name = `RE-${String(++autoNumber).padStart(6, '0')}`;
@@ -374,6 +376,7 @@ export function createOrg(opts: { orgId: string; now: () => number; deployed: bo
     Object.assign(found.record, p.values);
     indexRecord(object, found.record, Object.keys(p.values));
     if (object === 'Contact') found.record.Name = [found.record.FirstName, found.record.LastName].filter(Boolean).join(' ');
+    if (object === 'Case') found.record.IsClosed = CLOSED_CASE_STATUSES.has(String(found.record.Status));
     found.record.LastModifiedDate = found.record.SystemModstamp = iso();
     if (changed.length) emit(object, 'UPDATE', found.record, changed);
     return { id: found.record.Id, success: true, errors: [] };

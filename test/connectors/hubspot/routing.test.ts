@@ -125,7 +125,8 @@ describe('HubSpot: signed webhook -> routed -> written back', () => {
     h.sb.clearRequests();
     await h.drain();
     const calls = h.sb.requests().map((r) => `${r.method} ${r.path.replace(/\d{5,}/g, ':id')}`);
-    expect(calls.filter((c) => c.startsWith('GET '))).toEqual([]);
+    // One read of the pipelines (which stages are closed), shared by the whole burst; every record read is a batch.
+    expect(calls.filter((c) => c.startsWith('GET '))).toEqual(['GET /crm/v3/pipelines/tickets']);
     expect(calls.filter((c) => c.includes('/batch/read')).sort()).toEqual([
       'POST /crm/v3/objects/companies/batch/read',
       'POST /crm/v3/objects/contacts/batch/read',
@@ -141,6 +142,19 @@ describe('HubSpot: signed webhook -> routed -> written back', () => {
     const initechTicket = made.find((t) => t.companyId === initech.id)!;
     expect((await h.store.getTicket(keyOf(h, initechTicket.id)))!.segment!.tier).toBe('standard');
     expect(h.messenger.topics).toHaveLength(30);
+  });
+
+  it('does not route a ticket that is in a closed pipeline stage, and writes nothing onto it', async () => {
+    h = await startHarness({ pipeline: true });
+    const open = await h.sb.createTicket({ subject: 'Still broken' });
+    const closed = await h.sb.createTicket({ subject: 'Imported, long solved', stage: '4' });
+    await h.drain();
+    expect((await h.store.getTicket(keyOf(h, open.id)))?.routedAt).toBeTruthy();
+    expect(await h.store.getTicket(keyOf(h, closed.id))).toBeNull();
+    expect(h.sb.ticket(closed.id)!.properties).toMatchObject({ hs_pipeline_stage: '4' });
+    expect(h.sb.ticket(closed.id)!.properties.tierline_topic_link ?? null).toBeNull();
+    expect(h.messenger.topics).toHaveLength(1);
+    expect(await h.store.deadJobs()).toEqual([]);
   });
 
   it('reports only the deleted ticket of a batch read as not_found', async () => {

@@ -31,6 +31,18 @@ describe('HubSpot workflow action: Route to Telegram', () => {
     expect(await h.store.kvList('hubspot:callbacks')).toEqual([]);
   });
 
+  it('lets the workflow go on down its failure path when the ticket is closed and so not routed', async () => {
+    h = await startHarness({ pipeline: true });
+    const t = await h.sb.createTicket({ subject: 'Solved last year', stage: '4', notify: false });
+    const r = await h.sb.runWorkflowAction(t.id);
+    expect(r.body).toEqual({ outputFields: { hs_execution_state: 'BLOCK' } });
+    await h.drain();
+    expect(h.sb.callback(r.callbackId)).toMatchObject({ state: 'COMPLETED', outputFields: { hs_execution_state: 'FAIL_CONTINUE', queue: '', agent: '', topic_link: '' } });
+    expect(await h.store.getTicket(ticketKey({ crm: 'hubspot', account: h.sb.portalId, ticketId: t.id }))).toBeNull();
+    expect(h.messenger.topics).toHaveLength(0);
+    expect(await h.store.kvList('hubspot:callbacks')).toEqual([]);
+  });
+
   it('completes once when HubSpot sends the same request again (a retry after a timeout)', async () => {
     h = await startHarness({ pipeline: true });
     const t = await h.sb.createTicket({ subject: 'Twice enrolled', notify: false });

@@ -75,6 +75,20 @@ describe('Salesforce: outbound message -> routed -> written back', () => {
     expect(h.sb.case(c.id)!.Tierline_Resolved_At__c).toBeTruthy();
   });
 
+  it('does not route a Case that is already closed (IsClosed), and writes nothing onto it', async () => {
+    h = await startHarness({ pipeline: true });
+    const c = await h.sb.createCase({ subject: 'Old question, answered by phone', accountId: globex(h).Id, status: 'Closed' });
+    expect(c.delivery).toMatchObject({ status: 'acked' });
+    h.sb.clearRequests();
+    await h.drain();
+    expect(h.sb.requests({ method: 'GET' }).map((r) => r.soql)).toEqual([expect.stringMatching(/IsClosed.* FROM Case WHERE Id = '/)]);
+    expect(await h.store.getTicket(ticketKey({ crm: 'salesforce', account: h.sb.orgId, ticketId: c.id }))).toBeNull();
+    expect(h.sb.requests({ method: 'PATCH' })).toEqual([]);
+    expect(h.sb.case(c.id)).toMatchObject({ IsClosed: true, Tierline_Status__c: null, Tierline_Topic_Link__c: null });
+    expect(h.sb.routingEvents(c.id)).toEqual([]);
+    expect(await h.store.deadJobs()).toEqual([]);
+  });
+
   it('routes a Case once however often Salesforce delivers it', async () => {
     h = await startHarness({ pipeline: true });
     const c = await h.sb.createCase({ subject: 'Dashboard is slow' });
