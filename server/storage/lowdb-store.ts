@@ -695,7 +695,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     const appliedP = new Promise<void>((res) => (applied = res));
     const saved = new Promise<void>((res, rej) => {
       queue.push({ line, rec: copy, applied, resolve: res, reject: rej });
-      if (!flushing) flushing = flushLoop().finally(() => (flushing = null));
+      startFlush();
     });
     const inSection = section.getStore();
     if (!inSection && awaitFlush) return saved;
@@ -725,6 +725,25 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     // Memory and disk may now disagree; refusing further writes is the only safe answer.
     return new AppError('internal', `Tierline could not write its data directory ${dir} (${code}); the last changes were not saved and the store stopped accepting more. Free disk space or fix permissions, then restart Tierline.`);
   };
+
+  // Each loop runs while it has work and then clears its flag; a record queued after the loop's last check but
+  // before the flag is cleared (a continuation of a resolved commit that commits again) would otherwise wait for the
+  // next commit, so the loop is started again if work arrived in between.
+  function startFlush(): void {
+    if (flushing) return;
+    flushing = flushLoop().finally(() => {
+      flushing = null;
+      if (queue.length && !broken) startFlush();
+    });
+  }
+
+  function startSync(): void {
+    if (syncing) return;
+    syncing = syncLoop().finally(() => {
+      syncing = null;
+      if (unsynced.length && !broken) startSync();
+    });
+  }
 
   async function flushLoop(): Promise<void> {
     // Let the callers of this tick join the first group.
@@ -760,7 +779,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
         w.applied();
       }
       unsynced.push(...group);
-      if (!syncing) syncing = syncLoop().finally(() => (syncing = null));
+      startSync();
       if ((walBytes >= compactWalBytes || walRecords >= compactWalRecords) && walBytes >= liveBytes) wantCompact = true;
     }
     if (wantCompact && !compacting && !broken && !syncing) startCompaction();
