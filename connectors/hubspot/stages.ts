@@ -10,7 +10,8 @@ const FRESH_MS = 10 * 60_000;
 const UNKNOWN_RETRY_MS = 60_000;
 
 type Pipelines = { results?: { id: string; stages?: { id: string; metadata?: Record<string, string> }[] }[] };
-type Known = { at: number; closed: Set<string>; open: Set<string> };
+/** When the pipelines were read, and each stage seen: closed or not. */
+type Known = { at: number; closed: Map<string, boolean> };
 
 const stageKey = (pipeline: string, stage: string) => `${pipeline}\u0000${stage}`;
 
@@ -22,15 +23,15 @@ export function createStageStates(o: { session: (portal: string) => PortalSessio
     const now = o.clock.now();
     try {
       const r = (await o.session(portal).run('read the ticket pipelines', (c) => c.crm.pipelines.pipelinesApi.getAll('tickets'))) as Pipelines;
-      const k: Known = { at: now, closed: new Set(), open: new Set() };
-      for (const p of r.results ?? []) for (const s of p.stages ?? []) (s.metadata?.ticketState === 'CLOSED' ? k.closed : k.open).add(stageKey(String(p.id), String(s.id)));
-      return k;
+      const closed = new Map<string, boolean>();
+      for (const p of r.results ?? []) for (const s of p.stages ?? []) closed.set(stageKey(String(p.id), String(s.id)), s.metadata?.ticketState === 'CLOSED');
+      return { at: now, closed };
     } catch (err) {
       if (isRetryable(err)) throw err;
       // A portal that will not show its pipelines (a scope taken away): tickets are routed as open, as before this
       // check existed, and the log says why until it works again.
       o.logger.warn('hubspot: could not read the ticket pipelines; tickets in closed stages will be routed as open', { portal, error: errorMessage(err) });
-      return { at: now, closed: new Set(), open: new Set() };
+      return { at: now, closed: new Map() };
     }
   }
 
@@ -52,9 +53,9 @@ export function createStageStates(o: { session: (portal: string) => PortalSessio
       const now = o.clock.now();
       let k = portals.get(portal);
       const stale = !k || now - k.at >= FRESH_MS;
-      const unseen = !!k && !k.closed.has(key) && !k.open.has(key) && now - k.at >= UNKNOWN_RETRY_MS;
+      const unseen = !!k && !k.closed.has(key) && now - k.at >= UNKNOWN_RETRY_MS;
       if (stale || unseen) k = await refresh(portal);
-      return k!.closed.has(key);
+      return k!.closed.get(key) === true;
     },
   };
 }
