@@ -34,6 +34,8 @@ export type AppDeps = {
   extra?: Hono;
   /** The service's clock; the admin API dates dead-letter retries with it (default: real time). */
   clock?: Clock;
+  /** Runs the handling of a request that may carry webhook events (a POST), from its arrival (step timing). */
+  aroundPost?: <T>(run: () => Promise<T>) => Promise<T>;
 };
 
 export function createApp(deps: AppDeps): Hono {
@@ -45,7 +47,7 @@ export function createApp(deps: AppDeps): Hono {
     c.set('requestId' as never, requestId as never);
     c.header('x-request-id', requestId);
     const started = performance.now();
-    await next();
+    await (deps.aroundPost && c.req.method === 'POST' ? deps.aroundPost(next) : next());
     const ms = performance.now() - started;
     const route = c.req.routePath || 'unmatched';
     deps.metrics.observe('tierline_http_request_seconds', { route, status: String(c.res.status) }, ms / 1000);

@@ -119,6 +119,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
   if (!(await store.getConfig())) await store.saveConfig(parseRoutingConfig(SAMPLE_CONFIG), { author: 'tierline', note: 'sample configuration (edit it in the console)', at: clock.now() });
 
   const timing = createStepTiming(metrics);
+  const connectorStore = timing.connectorStore(store);
   // The pipeline and the connectors need each other (intake in, ports out); the late binding is explicit here.
   let pipeline!: Pipeline;
   let worker: Worker | null = null;
@@ -154,7 +155,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       await createHubspotConnector({
         env: { accessToken: extHubspot.accessToken, clientSecret: extHubspot.clientSecret, apiBaseUrl: extHubspot.url, publicUrl },
         mode: 'sandbox',
-        store,
+        store: connectorStore,
         secrets,
         logger: log.child({ connector: 'hubspot' }),
         clock,
@@ -170,7 +171,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       await createHubspotConnector({
         env: { accessToken: sb.accessToken, clientSecret, apiBaseUrl: sb.url, publicUrl },
         mode: 'sandbox',
-        store,
+        store: connectorStore,
         secrets,
         logger: log.child({ connector: 'hubspot' }),
         clock,
@@ -183,7 +184,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       await createHubspotConnector({
         env: { accessToken: env.HUBSPOT_ACCESS_TOKEN, clientId: env.HUBSPOT_CLIENT_ID, clientSecret: env.HUBSPOT_CLIENT_SECRET, apiBaseUrl: env.HUBSPOT_API_BASE_URL, publicUrl, appId: env.HUBSPOT_APP_ID },
         mode: 'real',
-        store,
+        store: connectorStore,
         secrets,
         logger: log.child({ connector: 'hubspot' }),
         clock,
@@ -199,7 +200,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       await createSalesforceConnector({
         env: { loginUrl: extSalesforce.url, orgIds: [extSalesforce.orgId], publicUrl },
         mode: 'sandbox',
-        store,
+        store: connectorStore,
         secrets,
         logger: log.child({ connector: 'salesforce' }),
         clock,
@@ -213,7 +214,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       await createSalesforceConnector({
         env: { loginUrl: sb.url, orgIds: [sb.orgId], publicUrl },
         mode: 'sandbox',
-        store,
+        store: connectorStore,
         secrets,
         logger: log.child({ connector: 'salesforce' }),
         clock,
@@ -226,7 +227,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       await createSalesforceConnector({
         env: { clientId: env.SALESFORCE_CLIENT_ID, clientSecret: env.SALESFORCE_CLIENT_SECRET, loginUrl: env.SALESFORCE_LOGIN_URL, username: env.SALESFORCE_USERNAME, privateKeyFile: env.SALESFORCE_PRIVATE_KEY_FILE, orgIds: env.SALESFORCE_ORG_IDS, publicUrl },
         mode: 'real',
-        store,
+        store: connectorStore,
         secrets,
         logger: log.child({ connector: 'salesforce' }),
         clock,
@@ -249,7 +250,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
     createTelegramConnector({
       mode: env.modes.telegram,
       env: { apiId: env.TELEGRAM_API_ID, apiHash: env.TELEGRAM_API_HASH, session: env.TELEGRAM_SESSION, botToken: env.TELEGRAM_BOT_TOKEN },
-      store,
+      store: connectorStore,
       secrets,
       logger: log.child({ connector: 'telegram' }),
       clock,
@@ -289,7 +290,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       ? createTelegramIntake({
           mode: env.modes.telegram,
           env: { apiId: env.TELEGRAM_API_ID, apiHash: env.TELEGRAM_API_HASH, botToken: env.TELEGRAM_BOT_TOKEN },
-          store,
+          store: connectorStore,
           secrets,
           logger: log.child({ connector: 'telegram-intake' }),
           clock,
@@ -363,6 +364,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
     manifest,
     console: consoleApp,
     ...(intakeBot ? { extra: intakeBot.routes } : {}),
+    aroundPost: timing.request,
   });
 
   for (const c of crms) await c.start();

@@ -6,7 +6,11 @@ import { AppError } from '../core/errors.ts';
 import type { Job, Store } from '../core/ports.ts';
 import type { Registry } from './metrics.ts';
 
-type StepContext = { active: number; since: number; upstreamMs: number };
+/**
+ * active: upstream calls of the step now open; local: store calls made inside them now running. The upstream clock
+ * runs only while a call is open and none of its store work is running.
+ */
+type StepContext = { active: number; local: number; since: number; upstreamMs: number };
 
 /** pickupMs: gaps between a ticket's intake and steps in which none of them was running (scheduling). */
 export type TicketTiming = { steps: number; ownMs: number; upstreamMs: number; pickupMs: number; intakeMs: number; ownByStep: Record<string, number> };
@@ -18,8 +22,18 @@ export type StepTiming = {
    * labelled with the connector.
    */
   upstream<T extends object>(port: T, connector: string): T;
-  /** Times the durable intake of webhook events (the part of the webhook answer that is the service's own work). */
+  /**
+   * The store as the connectors get it: time a connector spends in it during one of its calls (recording what it is
+   * about to send, or what it got back) is the service's own time, not time waiting on an upstream.
+   */
+  connectorStore<S extends Store>(store: S): S;
+  /**
+   * Times the intake of webhook events: from the arrival of the request that carried them (see request; reading,
+   * verifying and mapping it) until they are stored, which is when the ticket's first step can start.
+   */
   intake<R>(ticketKeys: string[], run: () => Promise<R>): Promise<R>;
+  /** Runs the handling of an inbound request, noting when it arrived for intake. */
+  request<R>(run: () => Promise<R>): Promise<R>;
   /** For PipelineDeps.observeStep. */
   observeStep(job: Job, run: () => Promise<void>): Promise<void>;
   /**
@@ -35,18 +49,24 @@ const KEEP_TICKETS = 20_000;
 
 export function createStepTiming(metrics: Registry): StepTiming {
   const als = new AsyncLocalStorage<StepContext>();
+  const arrivals = new AsyncLocalStorage<number>();
   const tickets = new Map<string, TicketTiming>();
   const lastEnd = new Map<string, number>();
   const now = () => performance.now();
 
-  const enter = (ctx: StepContext) => {
-    if (ctx.active++ === 0) ctx.since = now();
-  };
   // Calls of one step may overlap (a card post and a pin in parallel); the union of their intervals is what the step
-  // waited, so the clock only runs while at least one call is open.
-  const leave = (ctx: StepContext) => {
-    if (--ctx.active === 0) ctx.upstreamMs += now() - ctx.since;
+  // waited, so the clock only runs while at least one call is open. A connector's store work inside a call stops the
+  // clock even if another call is open at that moment (counted as own: the conservative side).
+  const waiting = (ctx: StepContext) => ctx.active > 0 && ctx.local === 0;
+  const shift = (ctx: StepContext, change: () => void) => {
+    const was = waiting(ctx);
+    change();
+    const is = waiting(ctx);
+    if (was && !is) ctx.upstreamMs += now() - ctx.since;
+    else if (!was && is) ctx.since = now();
   };
+  const enter = (ctx: StepContext) => shift(ctx, () => ctx.active++);
+  const leave = (ctx: StepContext) => shift(ctx, () => ctx.active--);
 
   const entry = (key: string): TicketTiming => {
     const t = tickets.get(key) ?? { steps: 0, ownMs: 0, upstreamMs: 0, pickupMs: 0, intakeMs: 0, ownByStep: {} };
@@ -61,8 +81,10 @@ export function createStepTiming(metrics: Registry): StepTiming {
   };
 
   return {
+    request: (run) => arrivals.run(now(), run),
+
     async intake(keys, run) {
-      const t0 = now();
+      const t0 = arrivals.getStore() ?? now();
       try {
         return await run();
       } finally {
@@ -115,8 +137,33 @@ export function createStepTiming(metrics: Registry): StepTiming {
       });
     },
 
+    connectorStore<S extends Store>(store: S): S {
+      return new Proxy(store, {
+        get(target, prop, receiver) {
+          const v = Reflect.get(target, prop, receiver) as unknown;
+          if (typeof v !== 'function') return v;
+          return (...args: unknown[]) => {
+            const ctx = als.getStore();
+            if (!ctx || ctx.active === 0) return (v as (...a: unknown[]) => unknown).apply(target, args);
+            shift(ctx, () => ctx.local++);
+            const done = () => shift(ctx, () => ctx.local--);
+            let out: unknown;
+            try {
+              out = (v as (...a: unknown[]) => unknown).apply(target, args);
+            } catch (err) {
+              done();
+              throw err;
+            }
+            if (out instanceof Promise) return out.finally(done);
+            done();
+            return out;
+          };
+        },
+      });
+    },
+
     async observeStep(job, run) {
-      const ctx: StepContext = { active: 0, since: 0, upstreamMs: 0 };
+      const ctx: StepContext = { active: 0, local: 0, since: 0, upstreamMs: 0 };
       const t0 = now();
       // The scheduling share: the gap since this ticket's intake or previous step ended, during which nothing of the
       // ticket was running (the next step was stored and waited for the worker to claim it).
