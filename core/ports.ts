@@ -355,8 +355,11 @@ export interface Store {
   /**
    * ttlMs: the record may be forgotten after this long (a connector's idempotency record of finished work, useful
    * only while that work could still be retried); once expired, kvGet and kvList no longer return it.
+   * awaitFlush false: as for commit, may resolve once the record is visible, before it is on disk; only for records
+   * whose loss a retry recovers from (the outcome of a call, where the record from before the call lets a retry find
+   * it). It is saved with the next change that is waited for.
    */
-  kvPut(ns: string, key: string, value: unknown, opts?: { ttlMs?: number }): Promise<void>;
+  kvPut(ns: string, key: string, value: unknown, opts?: { ttlMs?: number; awaitFlush?: boolean }): Promise<void>;
   kvDelete(ns: string, key: string): Promise<boolean>;
   kvList<T = unknown>(ns: string): Promise<{ key: string; value: T }[]>;
 

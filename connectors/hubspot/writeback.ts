@@ -113,7 +113,8 @@ export function createWriter(o: { session: () => PortalSession; portalId: string
     }
     const s = o.session();
     for (const part of chunks(todo, BATCH_LIMIT)) {
-      for (const i of part) await store.kvPut(NS.notes, i.entryKey, { status: 'pending', noteId: null, ticketId: i.ticketId, at: clock.now() } satisfies NoteRecord);
+      // On disk before the create (all in one write): a retry after a crash then looks for the note first.
+      await Promise.all(part.map((i) => store.kvPut(NS.notes, i.entryKey, { status: 'pending', noteId: null, ticketId: i.ticketId, at: clock.now() } satisfies NoteRecord)));
       const inputs = part.map((i) => ({
         objectWriteTraceId: i.entryKey,
         properties: { hs_note_body: i.note.body, hs_timestamp: i.note.timestamp },
@@ -124,11 +125,14 @@ export function createWriter(o: { session: () => PortalSession; portalId: string
       }));
       try {
         const r = (await s.run(`add ${part.length} routing note${part.length === 1 ? '' : 's'}`, (c) => c.crm.objects.notes.batchApi.create({ inputs } as never), { idempotent: false })) as BatchResult;
-        for (const i of part) {
-          // Results come in no particular order: match them by trace id, or by the marker in the body.
-          const hit = (r.results ?? []).find((n) => n.objectWriteTraceId === i.entryKey || (n.properties?.hs_note_body ?? '').includes(noteMarker(i.entryKey)));
-          await store.kvPut(NS.notes, i.entryKey, { status: 'done', noteId: hit?.id ?? null, ticketId: i.ticketId, at: clock.now() } satisfies NoteRecord, { ttlMs: FINISHED_WORK_TTL_MS });
-        }
+        // Not waited onto disk: if a crash takes "done", the "pending" record makes the retry find the note.
+        await Promise.all(
+          part.map((i) => {
+            // Results come in no particular order: match them by trace id, or by the marker in the body.
+            const hit = (r.results ?? []).find((n) => n.objectWriteTraceId === i.entryKey || (n.properties?.hs_note_body ?? '').includes(noteMarker(i.entryKey)));
+            return store.kvPut(NS.notes, i.entryKey, { status: 'done', noteId: hit?.id ?? null, ticketId: i.ticketId, at: clock.now() } satisfies NoteRecord, { ttlMs: FINISHED_WORK_TTL_MS, awaitFlush: false });
+          }),
+        );
       } catch (e) {
         for (const i of part) failed.set(i, e);
       }

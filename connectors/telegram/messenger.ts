@@ -126,9 +126,11 @@ export function createMessenger(getCtx: () => Ctx, linker: () => Linker): Messen
       const ch = await linker().channelFor(req.groupId);
       const prior = await ctx.store.kvGet<TopicRecord>(NS_TOPICS, randomId);
       const ref = (topicId: number): TopicRef => ({ groupId: req.groupId, topicId, link: topicLink(ch.channelId, topicId) });
+      // Not waited onto disk: if a crash takes them, the record from before the call (which is) makes the retry look
+      // for the topic and find it. The caller's next durable write (the pipeline storing the topic) saves them too.
       const done = async (rec: TopicRecord, topicId: number) => {
-        await ctx.store.kvPut(NS_CLAIMS, `${ch.channelId}/${topicId}`, randomId, { ttlMs: FINISHED_WORK_TTL_MS });
-        await ctx.store.kvPut(NS_TOPICS, randomId, { ...rec, topicId }, { ttlMs: FINISHED_WORK_TTL_MS });
+        const lazy = { ttlMs: FINISHED_WORK_TTL_MS, awaitFlush: false };
+        await Promise.all([ctx.store.kvPut(NS_CLAIMS, `${ch.channelId}/${topicId}`, randomId, lazy), ctx.store.kvPut(NS_TOPICS, randomId, { ...rec, topicId }, lazy)]);
         return ref(topicId);
       };
       if (prior?.topicId && prior.channelId === ch.channelId) return ref(prior.topicId);

@@ -351,6 +351,21 @@ describe('lowdb store on disk', () => {
     expect(await again.pendingJobs()).toBe(0);
   });
 
+  it('keeps a connector record put without waiting for the flush, readable at once and on disk after the next write', async () => {
+    const s = await open();
+    await s.kvPut('telegram:topics', 'r1', { topicId: 7 }, { ttlMs: 60_000, awaitFlush: false });
+    expect(await s.kvGet('telegram:topics', 'r1')).toEqual({ topicId: 7 });
+    // The next write that is waited for saves it too (the log is written in order).
+    await s.commit({ tickets: [ticket('hubspot:42:1')] });
+    const wal = readFileSync(join(dir, WAL_FILE), 'utf8');
+    expect(wal.indexOf('"r1"')).toBeGreaterThan(-1);
+    expect(wal.indexOf('"r1"')).toBeLessThan(wal.indexOf('hubspot:42:1'));
+    await s.close();
+    stores.pop();
+    const again = await open();
+    expect(await again.kvGet('telegram:topics', 'r1')).toEqual({ topicId: 7 });
+  });
+
   it('drops a torn last line of the log (never acknowledged) and keeps the rest', async () => {
     const s = await open();
     await s.commit({ tickets: [ticket('hubspot:42:1')] });
