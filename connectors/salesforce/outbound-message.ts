@@ -26,10 +26,13 @@ export type OutboundMessage = {
 
 export type ParseResult = { ok: true; message: OutboundMessage } | { ok: false; reason: string };
 
+// One parse, with prefixes kept: the namespace check needs them, and the shape check reads the same tree without them
+// (withoutPrefixes). Parsing once matters on the webhook's answer: each notification arrives seconds apart, so the
+// parser runs cold, at about a millisecond a pass.
 const parser = new XMLParser({
   ignoreAttributes: false,
   attributeNamePrefix: '@_',
-  removeNSPrefix: true,
+  removeNSPrefix: false,
   parseTagValue: false,
   parseAttributeValue: false,
   processEntities: false,
@@ -37,17 +40,35 @@ const parser = new XMLParser({
   ignoreDeclaration: true,
   ignorePiTags: true,
   maxNestedTags: 20,
-  isArray: (name, jpath) => name === 'Notification' && String(jpath).endsWith('notifications.Notification'),
+  isArray: (name, jpath) => {
+    if (localOf(name) !== 'Notification') return false;
+    const path = String(jpath).split('.');
+    return path.length >= 2 && localOf(path[path.length - 2]!) === 'notifications';
+  },
 });
-
-// The same document read with its prefixes kept, only to check namespaces: removeNSPrefix above would otherwise let a
-// SOAP 1.2 envelope or a <notifications> of any other namespace through as if it were Salesforce's.
-const nsParser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@_', removeNSPrefix: false, parseTagValue: false, parseAttributeValue: false, processEntities: false, htmlEntities: false, ignoreDeclaration: true, ignorePiTags: true, maxNestedTags: 20 });
 
 type El = Record<string, unknown>;
 const isEl = (v: unknown): v is El => typeof v === 'object' && v !== null && !Array.isArray(v);
-const prefixOf = (name: string) => (name.includes(':') ? name.slice(0, name.indexOf(':')) : '');
-const localOf = (name: string) => (name.includes(':') ? name.slice(name.indexOf(':') + 1) : name);
+function prefixOf(name: string): string {
+  const i = name.indexOf(':');
+  return i < 0 ? '' : name.slice(0, i);
+}
+function localOf(name: string): string {
+  const i = name.indexOf(':');
+  return i < 0 ? name : name.slice(i + 1);
+}
+
+/** The tree as the shape check reads it: element and attribute names without prefixes, no xmlns declarations. */
+function withoutPrefixes(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(withoutPrefixes);
+  if (!isEl(v)) return v;
+  const out: El = {};
+  for (const [k, x] of Object.entries(v)) {
+    if (k === '@_xmlns' || k.startsWith('@_xmlns:')) continue;
+    out[k.startsWith('@_') ? `@_${localOf(k.slice(2))}` : localOf(k)] = withoutPrefixes(x);
+  }
+  return out;
+}
 
 /** The namespace an element name resolves to, looking up its prefix in the element and its ancestors (innermost first). */
 function nsOf(name: string, scopes: El[]): string | null {
@@ -61,9 +82,12 @@ function child(el: El, local: string): [string, El] | null {
   return null;
 }
 
-/** Why the envelope or the notifications element is in the wrong namespace, or null when both are right. */
-function namespaceProblem(xml: string): string | null {
-  const doc = nsParser.parse(xml) as El;
+/**
+ * Why the envelope or the notifications element is in the wrong namespace, or null when both are right. Without this
+ * check, reading names without prefixes would let a SOAP 1.2 envelope or a <notifications> of any other namespace
+ * through as if it were Salesforce's.
+ */
+function namespaceProblem(doc: El): string | null {
   const env = child(doc, 'Envelope');
   if (!env) return null; // the shape check names a missing envelope
   if (nsOf(env[0], [env[1]]) !== SOAP_ENV) return `the envelope is not SOAP 1.1 (namespace ${String(nsOf(env[0], [env[1]])).slice(0, 80)}; Salesforce sends ${SOAP_ENV})`;
@@ -116,20 +140,15 @@ export function parseOutboundMessage(xml: string): ParseResult {
   if (/<!DOCTYPE|<!ENTITY/i.test(xml)) return { ok: false, reason: 'DOCTYPE and entity declarations are not accepted' };
   const valid = XMLValidator.validate(xml, { allowBooleanAttributes: false });
   if (valid !== true) return { ok: false, reason: `malformed XML: ${valid.err.msg} (line ${valid.err.line})` };
-  let doc: unknown;
+  let raw: El;
   try {
-    doc = parser.parse(xml);
+    raw = parser.parse(xml) as El;
   } catch (err) {
     return { ok: false, reason: `malformed XML: ${err instanceof Error ? err.message : String(err)}` };
   }
-  let nsProblem: string | null;
-  try {
-    nsProblem = namespaceProblem(xml);
-  } catch (err) {
-    return { ok: false, reason: `malformed XML: ${err instanceof Error ? err.message : String(err)}` };
-  }
+  const nsProblem = namespaceProblem(raw);
   if (nsProblem) return { ok: false, reason: `not a Salesforce outbound message: ${nsProblem}` };
-  const parsed = EnvelopeSchema.safeParse(doc);
+  const parsed = EnvelopeSchema.safeParse(withoutPrefixes(raw));
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     return { ok: false, reason: `not a Salesforce outbound message: ${issue ? `${issue.path.join('.') || 'envelope'}: ${issue.message}` : 'unexpected shape'}` };
