@@ -20,7 +20,9 @@
 // append + fdatasync whatever the store holds (the requirement: < 2 ms median, < 2x growth from 1k to 100k
 // outcomes). Inside an exclusive section a commit returns once applied and the section resolves after the flush, so
 // routing decisions take turns for a write, not a flush (PostgreSQL's sections do the same with an asynchronous
-// commit). A crash tears at most the last line, which was never acknowledged; opening drops it.
+// commit). A change nobody waits for (awaitFlush false: marking a step done after its side effect, a connector's
+// record of a call's outcome) starts no fdatasync of its own; the next awaited one saves it, or a sync a second later.
+// A crash tears at most the last line, which was never acknowledged; opening drops it.
 //
 // Compaction, when the log passes a size (and at least the live file's), on a timer, and on close: between two log
 // writes, the state is frozen (which records it covers, which entries and tickets move out), the log is switched to a
@@ -106,6 +108,8 @@ export type LowdbStats = {
   /** Inbound event keys and finished steps' ids remembered against duplicates (pruned at compaction). */
   dedupeKeys: number;
   compactions: number;
+  /** fdatasyncs of the log since open. */
+  syncs: number;
 };
 
 export type LowdbStore = Store & {
@@ -182,6 +186,8 @@ const clone = <T>(v: T): T => structuredClone(v);
 const topicKey = (groupId: string, topicId: number) => `${groupId}\u0000${topicId}`;
 const DATED = /^(\d{4}-\d{2}-\d{2}|undated)\.jsonl$/;
 const OLD_WAL = /^tierline\.wal\.(\d+)$/;
+/** The longest a record nobody waits for stays unsynced when no other write comes (see the log writer). */
+const LAZY_SYNC_MS = 1_000;
 
 /** Files that exist only while a compaction runs: the previous log, and the next live file being written. */
 export const isCompactionFile = (name: string): boolean => OLD_WAL.test(name) || name === tempNameOf(LIVE_FILE);
@@ -663,11 +669,16 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
   // Inside an exclusive section, a commit resolves as soon as it is applied, so the next routing decision can start
   // (and sees it) without waiting for the disk; exclusive() itself resolves only once everything the section wrote is
   // saved. Decisions hold their turn for a write, not a flush: the turn was the pipeline's bottleneck under load.
-  type Waiting = { line: string; rec: WalRecord; applied: () => void; resolve: () => void; reject: (e: unknown) => void };
+  //
+  // A record nobody waits for (awaitFlush false, outside a section, creating no job or timer) does not start an
+  // fdatasync of its own: it is saved by the next one somebody waits for (the log is written in order), or after
+  // LAZY_SYNC_MS if none comes. Syncing it at once made the next awaited write wait for that sync to end first.
+  type Waiting = { line: string; rec: WalRecord; lazy: boolean; applied: () => void; resolve: () => void; reject: (e: unknown) => void };
   let queue: Waiting[] = [];
   let flushing: Promise<void> | null = null;
   let unsynced: Waiting[] = [];
   let syncing: Promise<void> | null = null;
+  let lazySync: ReturnType<typeof setTimeout> | null = null;
   /** Jobs and timers applied in memory whose record is not yet flushed: not handed out until it is. */
   const unsaved = new Set<string>();
   let compacting: Promise<void> | null = null;
@@ -676,12 +687,13 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
   let closing = false;
   let closed = false;
   let compactions = 0;
+  let syncs = 0;
   const section = new AsyncLocalStorage<Promise<void>[]>();
 
   const closedError = () => new AppError('internal', `The store in ${dir} is closed; this is a shutdown-order bug.`);
   /** The jobs and timers a record creates, as keys of `unsaved`. */
   const handedOutAfterFlush = (r: WalRecord): string[] => (r.op === 'commit' ? [...(r.b.jobs ?? []).map((j) => `j:${j.id}`), ...(r.b.timers ?? []).map((t) => `t:${t.id}`)] : []);
-  const quiet = () => !flushing && !syncing;
+  const quiet = () => !flushing && !syncing && !unsynced.length;
 
   function submit(rec: NewRecord, awaitFlush = true): Promise<void> {
     if (broken) return Promise.reject(broken);
@@ -693,11 +705,12 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     const copy = JSON.parse(line) as WalRecord;
     let applied!: () => void;
     const appliedP = new Promise<void>((res) => (applied = res));
+    const inSection = section.getStore();
+    const lazy = !awaitFlush && !inSection && handedOutAfterFlush(copy).length === 0;
     const saved = new Promise<void>((res, rej) => {
-      queue.push({ line, rec: copy, applied, resolve: res, reject: rej });
+      queue.push({ line, rec: copy, lazy, applied, resolve: res, reject: rej });
       startFlush();
     });
-    const inSection = section.getStore();
     if (!inSection && awaitFlush) return saved;
     // The section waits for it (or nobody: the caller accepts losing it in a crash); marked handled here so a failure
     // between now and then is not an unhandled rejection.
@@ -741,8 +754,14 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     if (syncing) return;
     syncing = syncLoop().finally(() => {
       syncing = null;
-      if (unsynced.length && !broken) startSync();
+      if (!broken) wantSync();
     });
+  }
+
+  /** Syncs now if someone waits for an unsynced record, else saves the others later (if nothing else does first). */
+  function wantSync(): void {
+    if (unsynced.some((w) => !w.lazy)) startSync();
+    else if (unsynced.length) lazySync ??= setTimeout(() => !broken && startSync(), LAZY_SYNC_MS).unref();
   }
 
   async function flushLoop(): Promise<void> {
@@ -751,7 +770,10 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     while (queue.length && !broken) {
       if (wantCompact && !compacting) {
         // The log file is switched between two writes, with everything written so far flushed.
-        while (syncing) await syncing;
+        while (syncing || unsynced.length) {
+          startSync();
+          await syncing;
+        }
         if (broken) return;
         startCompaction();
       }
@@ -779,18 +801,22 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
         w.applied();
       }
       unsynced.push(...group);
-      startSync();
+      wantSync();
       if ((walBytes >= compactWalBytes || walRecords >= compactWalRecords) && walBytes >= liveBytes) wantCompact = true;
     }
-    if (wantCompact && !compacting && !broken && !syncing) startCompaction();
+    if (wantCompact && !compacting && !broken && !syncing && !unsynced.length) startCompaction();
   }
 
   async function syncLoop(): Promise<void> {
-    while (unsynced.length) {
+    if (lazySync) clearTimeout(lazySync);
+    lazySync = null;
+    // Everything written so far, then again only while somebody waits (see wantSync for the rest).
+    for (let first = true; first ? unsynced.length : unsynced.some((w) => !w.lazy); first = false) {
       const group = unsynced;
       unsynced = [];
       try {
         await datasyncFd(walFd);
+        syncs++;
       } catch (err) {
         fail(broken ?? ioError(err), [...group, ...unsynced, ...queue]);
         unsynced = [];
@@ -802,7 +828,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
         w.resolve();
       }
     }
-    if (wantCompact && !compacting && !broken && !flushing) startCompaction();
+    if (wantCompact && !compacting && !broken && !flushing && !unsynced.length) startCompaction();
   }
 
   // ------------------------------------------------------------ compaction
@@ -949,7 +975,13 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
   }
 
   async function idle(): Promise<void> {
-    while (flushing || syncing || compacting) await (flushing ?? syncing ?? compacting);
+    for (;;) {
+      // Records nobody waited for are saved before the store counts as idle.
+      if (!flushing && unsynced.length) startSync();
+      const busy = flushing ?? syncing ?? compacting;
+      if (!busy) return;
+      await busy;
+    }
   }
 
   async function compactNow(): Promise<void> {
@@ -1373,7 +1405,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
       } catch {
         // Not written yet.
       }
-      return { dir, liveFileBytes, walBytes, walRecords, liveTickets: live.size, knownTickets: metas.size, historyEntries: index.n, historyInMemory: index.pending.size, dedupeKeys: inbound.size + doneJobs.size, compactions };
+      return { dir, liveFileBytes, walBytes, walRecords, liveTickets: live.size, knownTickets: metas.size, historyEntries: index.n, historyInMemory: index.pending.size, dedupeKeys: inbound.size + doneJobs.size, compactions, syncs };
     },
 
     async exportState() {

@@ -352,11 +352,16 @@ describe('lowdb store on disk', () => {
   });
 
   it('keeps a connector record put without waiting for the flush, readable at once and on disk after the next write', async () => {
-    const s = await open();
+    const s = (await open()) as LowdbStore;
+    const syncs = s.stats().syncs;
     await s.kvPut('telegram:topics', 'r1', { topicId: 7 }, { ttlMs: 60_000, awaitFlush: false });
     expect(await s.kvGet('telegram:topics', 'r1')).toEqual({ topicId: 7 });
-    // The next write that is waited for saves it too (the log is written in order).
+    // It starts no fdatasync of its own (one would hold up the next write somebody waits for)...
+    await new Promise((r) => setTimeout(r, 50));
+    expect(s.stats().syncs).toBe(syncs);
+    // ...the next write that is waited for saves it too (the log is written in order), in one fdatasync.
     await s.commit({ tickets: [ticket('hubspot:42:1')] });
+    expect(s.stats().syncs).toBe(syncs + 1);
     const wal = readFileSync(join(dir, WAL_FILE), 'utf8');
     expect(wal.indexOf('"r1"')).toBeGreaterThan(-1);
     expect(wal.indexOf('"r1"')).toBeLessThan(wal.indexOf('hubspot:42:1'));
