@@ -236,11 +236,13 @@ export function createPipeline(deps: PipelineDeps) {
       // ignored by the store); the inbound keys only count duplicates. So the two writes need no order: a crash
       // between them is repaired by the redelivery, and submitted together they share one log write (one fsync).
       // A change event gets a step of its own (re-routing on the fields that decide the segment is opted into per
-      // CRM account, so connectors only send 'changed' when the admin asked for it); every other reason shares the
-      // ticket's one route step.
+      // CRM account, so connectors only send 'changed' when the admin asked for it). So does a workflow enrolment: a
+      // workflow waits for its answer, and a ticket enrolled again after it was found closed (and not routed) must be
+      // read again, to answer the new enrolment or route it if it was reopened; once routed, the step is a no-op.
+      // Every other reason shares the ticket's one route step.
       const jobs = events.map((e) => {
         const key = ticketKey(e.ref);
-        const id = e.reason === 'changed' ? `route:${key}:chg:${e.idempotencyKey}` : `route:${key}`;
+        const id = e.reason === 'changed' ? `route:${key}:chg:${e.idempotencyKey}` : e.reason === 'workflow' ? `route:${key}:wf:${e.idempotencyKey}` : `route:${key}`;
         return job('route', id, key, { ref: e.ref, reason: e.reason, at: e.at }, now);
       });
       const [, fresh] = await Promise.all([commit({ jobs }), store.recordInbound(events.map((e) => `in:${e.idempotencyKey}`), now)]);

@@ -43,6 +43,27 @@ describe('HubSpot workflow action: Route to Telegram', () => {
     expect(await h.store.kvList('hubspot:callbacks')).toEqual([]);
   });
 
+  it('answers a closed ticket enrolled again, and routes it when enrolled after it was reopened', async () => {
+    h = await startHarness({ pipeline: true });
+    const t = await h.sb.createTicket({ subject: 'Closed, then reopened', stage: '4', notify: false });
+    const first = await h.sb.runWorkflowAction(t.id);
+    await h.drain();
+    expect(h.sb.callback(first.callbackId)!.outputFields!.hs_execution_state).toBe('FAIL_CONTINUE');
+    // The same workflow enrols it again (re-enrolment on), still closed: answered too, not left waiting.
+    const second = await h.sb.runWorkflowAction(t.id);
+    await h.drain();
+    expect(h.sb.callback(second.callbackId)).toMatchObject({ state: 'COMPLETED', outputFields: { hs_execution_state: 'FAIL_CONTINUE' } });
+    expect(h.messenger.topics).toHaveLength(0);
+    // Reopened by the customer's reply, and enrolled again: routed, and the callback carries the outcome.
+    await h.sb.updateTicket(t.id, { hs_pipeline_stage: '3' }, { notify: false });
+    const third = await h.sb.runWorkflowAction(t.id);
+    await h.drain();
+    expect(h.messenger.topics).toHaveLength(1);
+    expect(h.sb.callback(third.callbackId)).toMatchObject({ state: 'COMPLETED', outputFields: { hs_execution_state: 'SUCCESS', queue: expect.any(String) } });
+    expect(h.sb.callback(third.callbackId)!.outputFields!.queue).not.toBe('');
+    expect(await h.store.kvList('hubspot:callbacks')).toEqual([]);
+  });
+
   it('completes once when HubSpot sends the same request again (a retry after a timeout)', async () => {
     h = await startHarness({ pipeline: true });
     const t = await h.sb.createTicket({ subject: 'Twice enrolled', notify: false });
