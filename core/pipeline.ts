@@ -239,10 +239,11 @@ export function createPipeline(deps: PipelineDeps) {
       // CRM account, so connectors only send 'changed' when the admin asked for it). So does a workflow enrolment: a
       // workflow waits for its answer, and a ticket enrolled again after it was found closed (and not routed) must be
       // read again, to answer the new enrolment or route it if it was reopened; once routed, the step is a no-op.
-      // Every other reason shares the ticket's one route step.
+      // A status change (closed in the CRM?) gets its own too. Every other reason shares the ticket's one route step.
       const jobs = events.map((e) => {
         const key = ticketKey(e.ref);
-        const id = e.reason === 'changed' ? `route:${key}:chg:${e.idempotencyKey}` : e.reason === 'workflow' ? `route:${key}:wf:${e.idempotencyKey}` : `route:${key}`;
+        const id =
+          e.reason === 'changed' ? `route:${key}:chg:${e.idempotencyKey}` : e.reason === 'workflow' ? `route:${key}:wf:${e.idempotencyKey}` : e.reason === 'status' ? `route:${key}:st:${e.idempotencyKey}` : `route:${key}`;
         return job('route', id, key, { ref: e.ref, reason: e.reason, at: e.at }, now);
       });
       const [, fresh] = await Promise.all([commit({ jobs }), store.recordInbound(events.map((e) => `in:${e.idempotencyKey}`), now)]);
@@ -259,6 +260,7 @@ export function createPipeline(deps: PipelineDeps) {
     const ref = j.payload.ref as TicketRef;
     const at = typeof j.payload.at === 'number' ? j.payload.at : clock.now();
     const existing = await store.getTicket(j.ticketKey);
+    if (j.payload.reason === 'status') return void (await (existing?.routedAt && existing.status !== 'resolved' ? reroute(j, ref) : commit({ completeJobs: [j.id] })));
     if (existing?.routedAt) return void (await (j.payload.reason === 'changed' ? reroute(j, ref) : commit({ completeJobs: [j.id] })));
     // Read fresh at routing time: a cached tier would route on yesterday's contract.
     const ctx = await crmOf(ref).fetchContext(ref);
@@ -294,14 +296,23 @@ export function createPipeline(deps: PipelineDeps) {
   /**
    * The CRM record changed after routing: read it fresh and route again. Only a ticket nobody has answered moves
    * (an agent already talking to the customer keeps it); a move is a 'reassigned' entry naming the changed fields,
-   * posted in the topic (which stays where it is, as with an escalation) and written back.
+   * posted in the topic (which stays where it is, as with an escalation) and written back. A ticket closed in the CRM
+   * is resolved instead; a status event only does that.
    */
   async function reroute(j: Job, ref: TicketRef): Promise<void> {
     const ctx = await crmOf(ref).fetchContext(ref);
+    if (ctx.closedInCrm) {
+      // Closed in the CRM (a rep solved it there, a workflow closed it): nobody in Telegram has work left on it, and
+      // its SLA timers would otherwise breach and escalate a ticket that is done. Resolved here with that reason (its
+      // topic closed, the resolution written back); a crash in between repeats an idempotent resolve.
+      await resolve(j.ticketKey, clock.now(), 'closed in the CRM');
+      await commit({ completeJobs: [j.id] });
+      return;
+    }
+    if (j.payload.reason === 'status') return void (await commit({ completeJobs: [j.id] }));
     await exclusive(async () => {
       const t0 = await store.getTicket(j.ticketKey);
-      // A ticket closed in the CRM is not moved (closing it there does not resolve it here: agents close in Telegram).
-      if (!t0?.routedAt || t0.status === 'resolved' || t0.firstResponseAt || !t0.queueId || !t0.segment || ctx.closedInCrm) return void (await commit({ completeJobs: [j.id] }));
+      if (!t0?.routedAt || t0.status === 'resolved' || t0.firstResponseAt || !t0.queueId || !t0.segment) return void (await commit({ completeJobs: [j.id] }));
       const router = await currentRouter();
       const now = clock.now();
       const counters = await store.routingCounters();

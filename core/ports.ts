@@ -29,7 +29,13 @@ export type IntakeEvent = {
   /** Unique per delivery of the same fact: retries of one delivery carry the same key. */
   idempotencyKey: string;
   ref: TicketRef;
-  reason: 'created' | 'changed' | 'workflow' | 'manual';
+  /**
+   * created / workflow / manual: route it (once). changed: a field that decides its segment changed (routes it if not
+   * routed yet; moves it if nobody answered yet; opted into per CRM account). status: its open or closed state may have
+   * changed in the CRM (a HubSpot stage, a Salesforce Case status): a routed ticket closed there is resolved here;
+   * never routes a ticket.
+   */
+  reason: 'created' | 'changed' | 'workflow' | 'manual' | 'status';
   at: number;
 };
 

@@ -6,6 +6,8 @@ import { z } from 'zod';
 import type { IntakeEvent } from '../../core/ports.ts';
 
 export const MAX_EVENTS = 100;
+/** The ticket property whose change may close (or reopen) a ticket: its pipeline stage. */
+export const STAGE_PROPERTY = 'hs_pipeline_stage';
 
 const Id = z.union([z.number().int().nonnegative(), z.string().regex(/^\d{1,20}$/)]).transform((v) => String(v));
 
@@ -128,7 +130,12 @@ export function selectEvents(batch: WebhookEvent[], o: { appId: string | null; w
       ignored.push({ eventId: e.eventId, why: `${e.subscriptionType} does not route tickets` });
       continue;
     }
-    if (kind === 'propertyChange') {
+    let reason: IntakeEvent['reason'] = kind === 'creation' ? 'created' : 'changed';
+    if (kind === 'propertyChange' && e.propertyName === STAGE_PROPERTY && !o.watched(e.portalId)?.has(STAGE_PROPERTY)) {
+      // Always subscribed, whether or not property changes route tickets: a ticket closed in HubSpot is resolved in
+      // Tierline (the pipeline reads the stage fresh and never routes on this event).
+      reason = 'status';
+    } else if (kind === 'propertyChange') {
       const w = o.watched(e.portalId);
       if (!w) {
         ignored.push({ eventId: e.eventId, why: 'property changes do not route tickets in this portal (mapping webhooks.propertyChange is off)' });
@@ -145,7 +152,7 @@ export function selectEvents(batch: WebhookEvent[], o: { appId: string | null; w
     out.push({
       idempotencyKey: key,
       ref: { crm: 'hubspot', account: e.portalId, ticketId: e.objectId },
-      reason: kind === 'creation' ? 'created' : 'changed',
+      reason,
       at: e.occurredAt,
     });
   }

@@ -33,6 +33,9 @@ const ChangeData = z.object({
     event: z.object({ replayId: z.number() }),
 });
 
+/** Case fields whose change may close (or reopen) it. */
+const STATUS_FIELDS = ['Status', 'IsClosed'] as const;
+
 export type ChangeDecision = { events: IntakeEvent[]; replayId: number; skipped: string | null };
 
 /** Pure: which intake events a change event produces under the org's mapping. */
@@ -51,11 +54,13 @@ export function changeToEvents(orgId: string, raw: unknown, mapping: SalesforceM
   if (h.entityName !== 'Case') return { events: [], replayId, skipped: `not a Case change (${h.entityName})` };
   if (type === 'CREATE' || type === 'UNDELETE') return { events: mk('created'), replayId, skipped: null };
   if (type === 'UPDATE') {
-    if (!mapping.changeEvents.rerouteOnChange) return { events: [], replayId, skipped: 're-routing on change is off' };
-    const relevant = segmentCaseFields(mapping);
+    const gap = h.changeType.startsWith('GAP_');
+    const changed = (fields: readonly string[]) => gap || h.changedFields.some((f) => fields.includes(f.split('.')[0]!));
     // GAP events carry no field list: treat them as possibly relevant.
-    const hit = h.changeType.startsWith('GAP_') || h.changedFields.some((f) => relevant.includes(f.split('.')[0]!));
-    return hit ? { events: mk('changed'), replayId, skipped: null } : { events: [], replayId, skipped: 'no segment field changed' };
+    if (mapping.changeEvents.rerouteOnChange && changed(segmentCaseFields(mapping))) return { events: mk('changed'), replayId, skipped: null };
+    // Whether or not changes re-route: a Case closed in Salesforce is resolved in Tierline (never routed by this).
+    if (changed(STATUS_FIELDS)) return { events: mk('status'), replayId, skipped: null };
+    return { events: [], replayId, skipped: mapping.changeEvents.rerouteOnChange ? 'no segment field changed' : 're-routing on change is off' };
   }
   return { events: [], replayId, skipped: `change type ${h.changeType}` };
 }

@@ -126,16 +126,49 @@ describe('pipeline: intake to topic to write-back', () => {
     expect((await h.store.counters()).load).toEqual({});
   });
 
-  it('a change event for a routed ticket that was since closed in the CRM does not move it', async () => {
+  it('a routed ticket closed in the CRM is resolved here: topic closed, capacity freed, SLA timers gone, resolution written back', async () => {
     const h = await harness(CONFIG);
     const ref = h.crm.add('t7', { tier: 'standard', category: 'technical' });
     await h.pipeline.intake.accept([ev(ref, 'create-7', h.clock.now())]);
     await h.drain();
+    expect((await h.store.counters()).load).toEqual({ eve: 1 });
+    // A rep closes it in the CRM (and, in the same edit, changes a segment field: not moved, resolved).
     h.crm.add('t7', { tier: 'enterprise', category: 'technical' });
     h.crm.close(ref);
+    await h.pipeline.intake.accept([{ idempotencyKey: 'stage-7', ref, reason: 'status', at: h.clock.now() }]);
     await h.pipeline.intake.accept([{ idempotencyKey: 'change-7', ref, reason: 'changed', at: h.clock.now() }]);
     await h.drain();
-    expect(await h.store.getTicket(ticketKey(ref))).toMatchObject({ queueId: 'general', agentId: 'eve', reassignCount: 0 });
+    expect(await h.store.getTicket(ticketKey(ref))).toMatchObject({ status: 'resolved', queueId: 'general', agentId: 'eve', reassignCount: 0 });
+    expect(h.crm.writes.map((w) => w.entry.kind)).toEqual(['routed', 'resolved']);
+    expect(h.crm.writes[1]!.entry.text).toBe('Resolved (closed in the CRM)');
+    expect(h.crm.writes[1]!.fields.status).toBe('resolved');
+    expect(h.tg.posts.at(-1)!.text).toBe('✅ Resolved (closed in the CRM).');
+    expect(h.tg.closed).toHaveLength(1);
+    expect((await h.store.counters()).load).toEqual({ eve: 0 });
+    // Its SLA breach does not fire later.
+    h.clock.advance(3 * 3600_000);
+    await h.drain();
+    expect(h.crm.writes.map((w) => w.entry.kind)).toEqual(['routed', 'resolved']);
+  });
+
+  it('a status event never routes a ticket, and does not read the CRM for one not routed', async () => {
+    const h = await harness(CONFIG);
+    const ref = h.crm.add('t8');
+    let reads = 0;
+    const fetch = h.crm.port.fetchContext.bind(h.crm.port);
+    h.crm.port.fetchContext = (r) => (reads++, fetch(r));
+    await h.pipeline.intake.accept([{ idempotencyKey: 'stage-8', ref, reason: 'status', at: h.clock.now() }]);
+    await h.drain();
+    expect(reads).toBe(0);
+    expect(await h.store.getTicket(ticketKey(ref))).toBeNull();
+    expect(h.tg.topics).toHaveLength(0);
+    // Reopened and moved between open stages after routing: nothing changes.
+    await h.pipeline.intake.accept([ev(ref, 'create-8', h.clock.now())]);
+    await h.drain();
+    await h.pipeline.intake.accept([{ idempotencyKey: 'stage-8b', ref, reason: 'status', at: h.clock.now() }]);
+    await h.drain();
+    expect(reads).toBe(2);
+    expect(await h.store.getTicket(ticketKey(ref))).toMatchObject({ status: 'assigned', reassignCount: 0 });
     expect(h.crm.writes.map((w) => w.entry.kind)).toEqual(['routed']);
   });
 

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { defaultMapping, watchedTicketProperties } from '../../../connectors/hubspot/mapping.ts';
 import { HUBSPOT_MANIFEST } from '../../../connectors/hubspot/properties.ts';
 import { OUTPUT_FIELDS } from '../../../connectors/hubspot/workflow-action.ts';
+import { STAGE_PROPERTY } from '../../../connectors/hubspot/webhook.ts';
 
 const ROOT = new URL('../../../connectors/hubspot/app/', import.meta.url).pathname;
 const read = (p: string) => JSON.parse(readFileSync(join(ROOT, p), 'utf8'));
@@ -46,13 +47,14 @@ describe('HubSpot project files', () => {
     expect(app.auth.redirectUrls.map((u) => new URL(u).pathname)).toEqual([pathOf(HUBSPOT_MANIFEST.routes.callback)]);
   });
 
-  it('subscribes the webhook route to the subscriptions manifest.json lists, for mapped ticket properties', () => {
+  it('subscribes the webhook route to the subscriptions manifest.json lists, for mapped ticket properties and the stage', () => {
     const w = ofType('webhooks')[0]!.config as { settings: { targetUrl: string }; subscriptions: { legacyCrmObjects: { subscriptionType: string; propertyName?: string; active: boolean }[] } };
     expect(new URL(w.settings.targetUrl).pathname).toBe(pathOf(HUBSPOT_MANIFEST.routes.webhook));
     const subs = w.subscriptions.legacyCrmObjects;
     expect([...new Set(subs.map((s) => s.subscriptionType))].sort()).toEqual([...HUBSPOT_MANIFEST.webhookSubscriptions].sort());
     const watched = subs.filter((s) => s.subscriptionType === 'ticket.propertyChange').map((s) => s.propertyName!);
-    expect(watched.sort()).toEqual(watchedTicketProperties(defaultMapping()).sort());
+    // The stage always: a ticket closed in HubSpot is resolved in Tierline.
+    expect(watched.sort()).toEqual([...watchedTicketProperties(defaultMapping()), STAGE_PROPERTY].sort());
     for (const p of watched) expect(HUBSPOT_MANIFEST.reads.tickets).toContain(p);
   });
 

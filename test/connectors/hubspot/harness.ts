@@ -6,7 +6,7 @@ import { Hono } from 'hono';
 import type { AddressInfo } from 'node:net';
 import { parseRoutingConfig } from '../../../core/config.ts';
 import { createPipeline } from '../../../core/pipeline.ts';
-import type { Clock, CreateTopicRequest, CrmWriteBack, Intake, IntakeEvent, Logger, MessengerPort, PostRequest, RoutingFields } from '../../../core/ports.ts';
+import type { Clock, CreateTopicRequest, CrmWriteBack, Intake, IntakeEvent, Logger, MessengerPort, PostRequest, RoutingFields, TopicRef } from '../../../core/ports.ts';
 import { ticketKey } from '../../../core/segment.ts';
 import { createSecretBox } from '../../../connectors/shared/secrets.ts';
 import { createHubspotConnector, type HubspotConnectorOptions } from '../../../connectors/hubspot/index.ts';
@@ -40,6 +40,7 @@ export function recordingLogger(): Logger & { lines: string[] } {
 export function fakeMessenger() {
   const topics: CreateTopicRequest[] = [];
   const posts: PostRequest[] = [];
+  const closed: TopicRef[] = [];
   let next = 10;
   const port: MessengerPort = {
     async createTopic(req) {
@@ -52,9 +53,11 @@ export function fakeMessenger() {
       if (!posts.some((p) => p.randomId === req.randomId)) posts.push(req);
       return { messageId: next++ };
     },
-    async closeTopic() {},
+    async closeTopic(topic) {
+      if (!closed.some((c) => c.groupId === topic.groupId && c.topicId === topic.topicId)) closed.push(topic);
+    },
   };
-  return { port, topics, posts };
+  return { port, topics, posts, closed };
 }
 
 /** Limiter and backoff time that only moves when something sleeps: waits are recorded, never slept. */

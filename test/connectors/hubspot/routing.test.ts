@@ -157,6 +157,24 @@ describe('HubSpot: signed webhook -> routed -> written back', () => {
     expect(await h.store.deadJobs()).toEqual([]);
   });
 
+  it('resolves a routed ticket that a rep closes in HubSpot (its stage webhook), with property changes off', async () => {
+    h = await startHarness({ pipeline: true });
+    const t = await h.sb.createTicket({ subject: 'Customer says it works now' });
+    const other = await h.sb.createTicket({ subject: 'Still waiting' });
+    await h.drain();
+    // Moved between open stages: nothing happens. Moved to Closed: resolved, and the topic closed.
+    await h.sb.updateTicket(other.id, { hs_pipeline_stage: '3' });
+    await h.sb.updateTicket(t.id, { hs_pipeline_stage: '4' });
+    await h.drain();
+    expect(await h.store.getTicket(keyOf(h, t.id))).toMatchObject({ status: 'resolved' });
+    expect((await h.store.getTicket(keyOf(h, other.id)))!.status).not.toBe('resolved');
+    expect(h.messenger.closed).toHaveLength(1);
+    const ticket = h.sb.ticket(t.id)!;
+    expect(ticket.properties).toMatchObject({ hs_pipeline_stage: '4', tierline_status: 'resolved' });
+    expect(ticket.notes.some((n) => n.body.includes('Resolved (closed in the CRM)'))).toBe(true);
+    expect(await h.store.deadJobs()).toEqual([]);
+  });
+
   it('reports only the deleted ticket of a batch read as not_found', async () => {
     h = await startHarness();
     const a = await h.sb.createTicket({ subject: 'Alive', notify: false });

@@ -130,6 +130,17 @@ describe('change event -> intake events (pure)', () => {
     expect(a.events[0]!.at).toBe(1_700_000_000_000);
   });
 
+  it('sends a status event when a Case is closed (or its status changes), whether or not changes re-route', () => {
+    const off = SalesforceMappingSchema.parse({ changeEvents: { enabled: true } });
+    const closed = changeToEvents(ORG, msg({ changeType: 'UPDATE', changedFields: ['Status', 'IsClosed', 'LastModifiedDate'] }), off, 0)!;
+    expect(closed.events.map((e) => e.reason)).toEqual(['status']);
+    expect(changeToEvents(ORG, msg({ changeType: 'UPDATE', changedFields: ['Subject', 'LastModifiedDate'] }), off, 0)!).toMatchObject({ events: [], skipped: 're-routing on change is off' });
+    // With re-routing on, a segment field changed in the same edit makes it a change event (which also resolves a closed Case).
+    const on = SalesforceMappingSchema.parse({ changeEvents: { enabled: true, rerouteOnChange: true } });
+    expect(changeToEvents(ORG, msg({ changeType: 'UPDATE', changedFields: ['Status', 'Type'] }), on, 0)!.events.map((e) => e.reason)).toEqual(['changed']);
+    expect(changeToEvents(ORG, msg({ changeType: 'UPDATE', changedFields: ['Status'] }), on, 0)!.events.map((e) => e.reason)).toEqual(['status']);
+  });
+
   it('treats gap events as possibly relevant and ignores other objects and deletes', () => {
     const m = SalesforceMappingSchema.parse({ changeEvents: { enabled: true, rerouteOnChange: true } });
     expect(changeToEvents(ORG, msg({ changeType: 'GAP_UPDATE' }), m, 0)!.events).toHaveLength(1);

@@ -5,7 +5,7 @@ import { Hono } from 'hono';
 import type { AddressInfo } from 'node:net';
 import { parseRoutingConfig } from '../../../core/config.ts';
 import { createPipeline } from '../../../core/pipeline.ts';
-import type { Clock, CreateTopicRequest, Intake, IntakeEvent, Logger, MessengerPort, PostRequest } from '../../../core/ports.ts';
+import type { Clock, CreateTopicRequest, Intake, IntakeEvent, Logger, MessengerPort, PostRequest, TopicRef } from '../../../core/ports.ts';
 import { createSecretBox } from '../../../connectors/shared/secrets.ts';
 import { createSalesforceConnector, type SalesforceConnectorOptions } from '../../../connectors/salesforce/index.ts';
 import { startSalesforceSandbox, type SalesforceSandboxOptions } from '../../../connectors/salesforce/sandbox/index.ts';
@@ -39,6 +39,7 @@ export function recordingLogger(): Logger & { lines: string[] } {
 export function fakeMessenger() {
   const topics: CreateTopicRequest[] = [];
   const posts: PostRequest[] = [];
+  const closed: TopicRef[] = [];
   let next = 10;
   const port: MessengerPort = {
     async createTopic(req) {
@@ -51,9 +52,11 @@ export function fakeMessenger() {
       if (!posts.some((p) => p.randomId === req.randomId)) posts.push(req);
       return { messageId: next++ };
     },
-    async closeTopic() {},
+    async closeTopic(topic) {
+      if (!closed.some((c) => c.groupId === topic.groupId && c.topicId === topic.topicId)) closed.push(topic);
+    },
   };
-  return { port, topics, posts };
+  return { port, topics, posts, closed };
 }
 
 export type Harness = Awaited<ReturnType<typeof startHarness>>;

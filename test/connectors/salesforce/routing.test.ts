@@ -89,6 +89,24 @@ describe('Salesforce: outbound message -> routed -> written back', () => {
     expect(await h.store.deadJobs()).toEqual([]);
   });
 
+  it('resolves a routed Case that a rep closes in Salesforce (its change event), with re-routing on change off', async () => {
+    h = await startHarness({ pipeline: true, sandbox: { cometdHoldMs: 300 } });
+    await h.connector.mappings.put(h.sb.orgId, { changeEvents: { enabled: true } });
+    const c = await h.sb.createCase({ subject: 'Works again after the update', accountId: globex(h).Id });
+    await h.drain();
+    const key = ticketKey({ crm: 'salesforce', account: h.sb.orgId, ticketId: c.id });
+    expect((await h.store.getTicket(key))!.status).toBe('assigned');
+    const before = h.accepted.length;
+    h.sb.updateCase(c.id, { Status: 'Closed' });
+    for (let i = 0; i < 800 && !h.accepted.slice(before).some((e) => e.reason === 'status'); i++) await new Promise((ok) => setTimeout(ok, 10));
+    await h.drain();
+    expect(await h.store.getTicket(key)).toMatchObject({ status: 'resolved' });
+    expect(h.messenger.closed).toHaveLength(1);
+    expect(h.sb.routingEvents(c.id).map((e) => e.Kind__c)).toEqual(['routed', 'resolved']);
+    expect(h.sb.case(c.id)).toMatchObject({ IsClosed: true, Status: 'Closed', Tierline_Status__c: 'resolved' });
+    expect(await h.store.deadJobs()).toEqual([]);
+  });
+
   it('routes a Case once however often Salesforce delivers it', async () => {
     h = await startHarness({ pipeline: true });
     const c = await h.sb.createCase({ subject: 'Dashboard is slow' });
