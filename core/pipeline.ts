@@ -59,6 +59,8 @@ export type PipelineOptions = {
  * again and its side effect is idempotent (random ids, upserts by key). It takes a flush off every step's time.
  */
 const DONE_AFTER_SIDE_EFFECT = { awaitFlush: false } as const;
+/** Intake reasons whose every event gets a route step of its own (tag in the step id); see intake. */
+const STEP_PER_EVENT: Partial<Record<IntakeEvent['reason'], string>> = { changed: 'chg', workflow: 'wf', status: 'st' };
 /** Waiting tickets tried per decision turn when capacity frees up; the turn is then handed on (see assignWaiting). */
 const WAITING_SCAN = 100;
 
@@ -242,8 +244,8 @@ export function createPipeline(deps: PipelineDeps) {
       // A status change (closed in the CRM?) gets its own too. Every other reason shares the ticket's one route step.
       const jobs = events.map((e) => {
         const key = ticketKey(e.ref);
-        const id =
-          e.reason === 'changed' ? `route:${key}:chg:${e.idempotencyKey}` : e.reason === 'workflow' ? `route:${key}:wf:${e.idempotencyKey}` : e.reason === 'status' ? `route:${key}:st:${e.idempotencyKey}` : `route:${key}`;
+        const own = STEP_PER_EVENT[e.reason];
+        const id = own ? `route:${key}:${own}:${e.idempotencyKey}` : `route:${key}`;
         return job('route', id, key, { ref: e.ref, reason: e.reason, at: e.at }, now);
       });
       const [, fresh] = await Promise.all([commit({ jobs }), store.recordInbound(events.map((e) => `in:${e.idempotencyKey}`), now)]);
