@@ -47,6 +47,46 @@ export type StepTiming = {
 
 const KEEP_TICKETS = 20_000;
 
+const NO_ERROR = Symbol('no error');
+
+/**
+ * The object with every method call bracketed: start() runs before the call and returns what to run once it has
+ * finished (synchronously or when its promise settles), given the error or NO_ERROR; null to bracket nothing.
+ */
+function aroundCalls<T extends object>(obj: T, start: () => ((err: unknown) => void) | null): T {
+  return new Proxy(obj, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof v !== 'function') return v;
+      return (...args: unknown[]) => {
+        const end = start();
+        if (!end) return (v as (...a: unknown[]) => unknown).apply(target, args);
+        let out: unknown;
+        try {
+          out = (v as (...a: unknown[]) => unknown).apply(target, args);
+        } catch (err) {
+          end(err);
+          throw err;
+        }
+        if (!(out instanceof Promise)) {
+          end(NO_ERROR);
+          return out;
+        }
+        return out.then(
+          (x) => {
+            end(NO_ERROR);
+            return x;
+          },
+          (err: unknown) => {
+            end(err);
+            throw err;
+          },
+        );
+      };
+    },
+  });
+}
+
 export function createStepTiming(metrics: Registry): StepTiming {
   const als = new AsyncLocalStorage<StepContext>();
   const arrivals = new AsyncLocalStorage<number>();
@@ -102,63 +142,23 @@ export function createStepTiming(metrics: Registry): StepTiming {
         metrics.inc('tierline_upstream_errors_total', { connector, code });
         if (code === 'rate_limited') metrics.inc('tierline_rate_limit_waits_total', { connector });
       };
-      return new Proxy(port, {
-        get(target, prop, receiver) {
-          const v = Reflect.get(target, prop, receiver) as unknown;
-          if (typeof v !== 'function') return v;
-          return (...args: unknown[]) => {
-            const ctx = als.getStore();
-            if (ctx) enter(ctx);
-            let out: unknown;
-            try {
-              out = (v as (...a: unknown[]) => unknown).apply(target, args);
-            } catch (err) {
-              if (ctx) leave(ctx);
-              failed(err);
-              throw err;
-            }
-            if (out instanceof Promise) {
-              return out.then(
-                (x) => {
-                  if (ctx) leave(ctx);
-                  return x;
-                },
-                (err: unknown) => {
-                  if (ctx) leave(ctx);
-                  failed(err);
-                  throw err;
-                },
-              );
-            }
-            if (ctx) leave(ctx);
-            return out;
-          };
-        },
+      return aroundCalls(port, () => {
+        const ctx = als.getStore();
+        if (ctx) enter(ctx);
+        return (err) => {
+          if (ctx) leave(ctx);
+          if (err !== NO_ERROR) failed(err);
+        };
       });
     },
 
     connectorStore<S extends Store>(store: S): S {
-      return new Proxy(store, {
-        get(target, prop, receiver) {
-          const v = Reflect.get(target, prop, receiver) as unknown;
-          if (typeof v !== 'function') return v;
-          return (...args: unknown[]) => {
-            const ctx = als.getStore();
-            if (!ctx || ctx.active === 0) return (v as (...a: unknown[]) => unknown).apply(target, args);
-            shift(ctx, () => ctx.local++);
-            const done = () => shift(ctx, () => ctx.local--);
-            let out: unknown;
-            try {
-              out = (v as (...a: unknown[]) => unknown).apply(target, args);
-            } catch (err) {
-              done();
-              throw err;
-            }
-            if (out instanceof Promise) return out.finally(done);
-            done();
-            return out;
-          };
-        },
+      return aroundCalls(store, () => {
+        const ctx = als.getStore();
+        // Only inside an upstream call of a step; elsewhere the store's time is already the step's own.
+        if (!ctx || ctx.active === 0) return null;
+        shift(ctx, () => ctx.local++);
+        return () => shift(ctx, () => ctx.local--);
       });
     },
 
