@@ -9,6 +9,7 @@
 // (matchesHistory, the same sort and clone), so the figures are what a memory-backed service would see.
 //
 // `node --expose-gc test/bench/console.ts [--json]` runs it alone; test/bench/run.ts can call benchConsole().
+// CONSOLE_BENCH_STORES=pg (a comma list of lowdb, memory, pg) measures only those.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +25,7 @@ import { buildOutcomes, type Seeded } from '../console/fixtures.ts';
 
 const OUTCOMES = Number(process.env.CONSOLE_BENCH_OUTCOMES ?? 100_000);
 const REQUESTS = Number(process.env.CONSOLE_BENCH_REQUESTS ?? 40);
+const STORES = new Set((process.env.CONSOLE_BENCH_STORES ?? 'lowdb,memory,pg').split(',').map((x) => x.trim()));
 const TOKEN = 'bench-admin-token-0123456789';
 
 class BenchClock implements Clock {
@@ -189,36 +191,38 @@ export async function benchConsole(): Promise<Record<string, number>> {
 
   // lowdb, as `npm start` runs it: outcomes committed in batches on a clock at the end of the month, so resolved
   // tickets older than the retention have moved to the dated history files, as in a real installation.
-  const dir = await mkdtemp(join(tmpdir(), 'tierline-bench-console-'));
-  try {
-    const lowClock = new BenchClock(end);
-    const low = await openLowdbStore({ dir, clock: lowClock, logger: silentLogger, compactEveryMs: 0 });
+  if (STORES.has('lowdb')) {
+    const dir = await mkdtemp(join(tmpdir(), 'tierline-bench-console-'));
     try {
-      const l0 = performance.now();
-      await low.saveConfig(seeded.config, { author: 'bench', note: '', at: end - 31 * 86400_000 });
-      const historyOf = new Map<string, HistoryEntry[]>();
-      for (const e of seeded.history) (historyOf.get(e.ticketKey) ?? historyOf.set(e.ticketKey, []).get(e.ticketKey)!).push(e);
-      const BATCH = 500;
-      for (let i = 0; i < seeded.tickets.length; i += BATCH) {
-        const tickets = seeded.tickets.slice(i, i + BATCH);
-        await low.commit({ tickets, history: tickets.flatMap((t) => historyOf.get(t.key) ?? []) });
+      const lowClock = new BenchClock(end);
+      const low = await openLowdbStore({ dir, clock: lowClock, logger: silentLogger, compactEveryMs: 0 });
+      try {
+        const l0 = performance.now();
+        await low.saveConfig(seeded.config, { author: 'bench', note: '', at: end - 31 * 86400_000 });
+        const historyOf = new Map<string, HistoryEntry[]>();
+        for (const e of seeded.history) (historyOf.get(e.ticketKey) ?? historyOf.set(e.ticketKey, []).get(e.ticketKey)!).push(e);
+        const BATCH = 500;
+        for (let i = 0; i < seeded.tickets.length; i += BATCH) {
+          const tickets = seeded.tickets.slice(i, i + BATCH);
+          await low.commit({ tickets, history: tickets.flatMap((t) => historyOf.get(t.key) ?? []) });
+        }
+        out['console.lowdb.seedMs'] = Math.round(performance.now() - l0);
+        Object.assign(out, await measure('lowdb', low, lowClock, seeded));
+      } finally {
+        await low.close();
       }
-      out['console.lowdb.seedMs'] = Math.round(performance.now() - l0);
-      Object.assign(out, await measure('lowdb', low, lowClock, seeded));
     } finally {
-      await low.close();
+      await rm(dir, { recursive: true, force: true });
     }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
+    // The headline figures: lowdb, the default single-instance store.
+    out['console.historyPageMs'] = out['console.lowdb.historyPageMs.median']!;
+    out['console.historyPageMs.p95'] = out['console.lowdb.historyPageMs.p95']!;
+    out['console.performancePageMs'] = out['console.lowdb.performancePageMs.median']!;
+    out['console.performancePageMs.p95'] = out['console.lowdb.performancePageMs.p95']!;
   }
-  // The headline figures: lowdb, the default single-instance store.
-  out['console.historyPageMs'] = out['console.lowdb.historyPageMs.median']!;
-  out['console.historyPageMs.p95'] = out['console.lowdb.historyPageMs.p95']!;
-  out['console.performancePageMs'] = out['console.lowdb.performancePageMs.median']!;
-  out['console.performancePageMs.p95'] = out['console.lowdb.performancePageMs.p95']!;
 
-  const memClock = new BenchClock(end);
-  Object.assign(out, await measure('memory', memoryStoreOver(stateOf(seeded, end - 31 * 86400_000)), memClock, seeded));
+  if (STORES.has('memory')) Object.assign(out, await measure('memory', memoryStoreOver(stateOf(seeded, end - 31 * 86400_000)), new BenchClock(end), seeded));
+  if (!STORES.has('pg')) return out;
 
   const pg = await import('../setup/postgres.ts').catch((err: unknown) => ({ error: err }));
   if ('error' in pg || pg.postgresSkipReason) {
