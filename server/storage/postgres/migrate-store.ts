@@ -107,6 +107,9 @@ export async function importState(url: string, state: MemoryState, opts: { logge
         [JSON.stringify(part.map((r) => ({ ns: r.ns, key: r.key, value: r.value === undefined ? null : r.value })))],
       );
     await client.query('COMMIT');
+    // PostgreSQL's advice after a bulk load: statistics for the planner and the visibility map (history pages are
+    // read from an index alone). Autovacuum would get there within minutes; until then the console's pages were slow.
+    await client.query('VACUUM (ANALYZE)');
     opts.logger?.info('store imported', { database: describeDatabase(url), ...counts });
     return counts;
   } catch (err) {

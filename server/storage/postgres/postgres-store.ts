@@ -528,10 +528,12 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
       const limit = Math.max(0, query.limit ?? 50);
       const r = await q<{ total: number; entries: HistoryEntry[] | null }>(
         'reading routing history',
+        // The page is found first (on the history_at index: n, at and seq are in it) and its documents read after,
+        // by n, so the rows before a deep page are skipped without reading the table (migration 0004).
         `SELECT (SELECT count(*) FROM history h ${filter}) AS total,
-                (SELECT json_agg(doc ORDER BY at DESC, seq DESC, n) FROM (
-                   SELECT h.doc, h.at, h.seq, h.n FROM history h ${filter} ORDER BY h.at DESC, h.seq DESC, h.n OFFSET ${p(offset)} LIMIT ${p(limit)}
-                 ) page) AS entries`,
+                (SELECT json_agg(d.doc ORDER BY d.at DESC, d.seq DESC, d.n) FROM (
+                   SELECT h.n FROM history h ${filter} ORDER BY h.at DESC, h.seq DESC, h.n OFFSET ${p(offset)} LIMIT ${p(limit)}
+                 ) page JOIN history d ON d.n = page.n) AS entries`,
         params,
         true,
       );
