@@ -315,6 +315,8 @@ export interface Store {
   recordInbound(keys: string[], at: number): Promise<boolean[]>;
 
   getTicket(key: string): Promise<TicketRecord | null>;
+  /** Those of these tickets that exist (and are retained), in no particular order: a page's tickets in one read. */
+  getTickets(keys: readonly string[]): Promise<TicketRecord[]>;
   findTicketByTopic(groupId: string, topicId: number): Promise<TicketRecord | null>;
   /** Filtered by the store before anything is copied: callers on hot paths ask for exactly what they need. */
   tickets(filter?: { open?: boolean; agentId?: string; queueId?: string; status?: TicketStatus }): Promise<TicketRecord[]>;

@@ -82,10 +82,8 @@ export function createReadModel(store: Store, clock: Clock, logger: Logger, opts
     for (const [k, at] of seen) if (at < from) seen.delete(k);
     let changed = false;
     const list = [...keys];
-    for (let i = 0; i < list.length; i += 32) {
-      const got = await Promise.all(list.slice(i, i + 32).map((k) => store.getTicket(k)));
-      for (const t of got) {
-        if (!t) continue;
+    for (let i = 0; i < list.length; i += 500) {
+      for (const t of await store.getTickets(list.slice(i, i + 500))) {
         const prev = s.tickets.get(t.key);
         if (!prev || prev.updatedAt !== t.updatedAt || prev.seq !== t.seq) {
           s.tickets.set(t.key, slim(t));

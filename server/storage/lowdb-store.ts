@@ -1171,6 +1171,24 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
       return m?.loc && !metaForgotten(m, cutoff) ? readTicketAt(m.loc) : null;
     },
 
+    async getTickets(keys) {
+      // Live ones from memory; those moved to the dated files in one pass over their lines.
+      const cutoff = cutoffNow();
+      const out: TicketRecord[] = [];
+      const want: { key: string; loc: Loc }[] = [];
+      for (const key of new Set(keys)) {
+        const t = live.get(key);
+        if (t) {
+          if (!forgotten(t, cutoff)) out.push(clone(t));
+          continue;
+        }
+        const m = metas.get(key);
+        if (m?.loc && !metaForgotten(m, cutoff)) want.push({ key, loc: m.loc });
+      }
+      if (want.length) for (const [key, t] of await readClosedTickets(want)) if (!live.has(key)) out.push(t);
+      return out;
+    },
+
     async findTicketByTopic(groupId, topicId) {
       const k = topicKey(groupId, topicId);
       for (const key of topics.get(k) ?? []) {

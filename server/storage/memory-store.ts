@@ -149,6 +149,13 @@ export function createMemoryStore(opts: { clock?: Clock; retentionMs?: number } 
       const t = s.tickets.get(key);
       return t && !forgotten(t, cutoffNow()) ? clone(t) : null;
     },
+    async getTickets(keys) {
+      const cutoff = cutoffNow();
+      return [...new Set(keys)].flatMap((k) => {
+        const t = s.tickets.get(k);
+        return t && !forgotten(t, cutoff) ? [clone(t)] : [];
+      });
+    },
     async findTicketByTopic(groupId, topicId) {
       const cutoff = cutoffNow();
       for (const t of s.tickets.values()) if (t.topic && t.topic.groupId === groupId && t.topic.topicId === topicId && !forgotten(t, cutoff)) return clone(t);

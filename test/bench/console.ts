@@ -49,6 +49,7 @@ function memoryStoreOver(s: MemoryState): Store {
     configVersions: async () => clone([...s.configs].reverse()),
     recordInbound: unsupported,
     getTicket: async (key) => (s.tickets.has(key) ? clone(s.tickets.get(key)!) : null),
+    getTickets: async (keys) => [...new Set(keys)].flatMap((k) => (s.tickets.has(k) ? [clone(s.tickets.get(k)!)] : [])),
     findTicketByTopic: async () => null,
     openTicketsPerGroup: unsupported,
     async tickets(filter = {}) {

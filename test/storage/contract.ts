@@ -116,6 +116,16 @@ export function runStoreContract(name: string, open: OpenStore): void {
         expect(await store.tickets()).toHaveLength(1);
       });
 
+      it('reads a page of tickets at once: those that exist, each once, as copies', async () => {
+        await store.commit({ tickets: [ticket('hubspot:42:1'), ticket('hubspot:42:2'), ticket('hubspot:42:3')] });
+        expect(await store.getTickets([])).toEqual([]);
+        const got = await store.getTickets(['hubspot:42:3', 'hubspot:42:1', 'hubspot:42:404', 'hubspot:42:1']);
+        expect(got.map((t) => t.key).sort()).toEqual(['hubspot:42:1', 'hubspot:42:3']);
+        expect(got.find((t) => t.key === 'hubspot:42:1')).toEqual(ticket('hubspot:42:1'));
+        got[0]!.status = 'failed';
+        expect((await store.getTickets([got[0]!.key]))[0]!.status).toBe(ticket(got[0]!.key).status);
+      });
+
       it('hands out copies: changing a returned ticket changes nothing stored', async () => {
         const t = ticket('hubspot:42:1');
         await store.commit({ tickets: [t] });
@@ -550,6 +560,7 @@ export function runStoreContract(name: string, open: OpenStore): void {
         clock.set(T0 + HOUR + RETENTION_MS + DAY);
         const check = async (s: Store, also: string[] = []) => {
           expect(await s.getTicket(OLD)).toBeNull();
+          expect((await s.getTickets([OLD, OPEN])).map((t) => t.key)).toEqual([OPEN]);
           expect(await s.findTicketByTopic('support-1', 7)).toBeNull();
           expect((await s.getTicket(OPEN))?.status).toBe('assigned');
           expect((await s.findTicketByTopic('support-1', 9))?.key).toBe(RECENT);

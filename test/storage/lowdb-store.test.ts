@@ -162,6 +162,8 @@ describe('lowdb store on disk', () => {
 
     const check = async (st: Store) => {
       expect(await st.getTicket('hubspot:42:1')).toEqual(resolved);
+      // A page's tickets in one read: the moved one from its file, the live one from memory.
+      expect((await st.getTickets(['hubspot:42:2', 'hubspot:42:1', 'hubspot:42:9'])).sort((a, b) => a.key.localeCompare(b.key))).toEqual([resolved, expect.objectContaining({ key: 'hubspot:42:2' })]);
       expect((await st.findTicketByTopic('grp-vip', 41))?.key).toBe('hubspot:42:1');
       expect((await st.tickets()).map((t) => t.key)).toEqual(['hubspot:42:1', 'hubspot:42:2']);
       expect((await st.tickets({ open: false })).map((t) => t.key)).toEqual(['hubspot:42:1']);

@@ -70,8 +70,8 @@ export function timings(t: TicketRecord | null): { firstResponse: number | null;
 
 async function ticketsOf(ctx: ConsoleContext, entries: HistoryEntry[]): Promise<Map<string, TicketRecord | null>> {
   const keys = [...new Set(entries.map((e) => e.ticketKey))];
-  const got = await Promise.all(keys.map((k) => ctx.store.getTicket(k)));
-  return new Map(keys.map((k, i) => [k, got[i] ?? null]));
+  const got = new Map((await ctx.store.getTickets(keys)).map((t) => [t.key, t]));
+  return new Map(keys.map((k) => [k, got.get(k) ?? null]));
 }
 
 /** Explanation lines, with the "Passed over" line split into one item per agent. */

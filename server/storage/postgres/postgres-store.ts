@@ -337,6 +337,12 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
       return r.rows[0]?.doc ?? null;
     },
 
+    async getTickets(keys) {
+      if (!keys.length) return [];
+      const r = await q<{ doc: TicketRecord }>('reading tickets', `SELECT doc FROM tickets WHERE key = ANY($1::text[]) AND ${RETAINED('$2')}`, [[...new Set(keys)], cutoffNow()], true);
+      return r.rows.map((x) => x.doc);
+    },
+
     async findTicketByTopic(groupId, topicId) {
       const r = await q<{ doc: TicketRecord }>('finding a ticket by topic', `SELECT doc FROM tickets WHERE topic_group = $1 AND topic_id = $2 AND ${RETAINED('$3')} ORDER BY n LIMIT 1`, [groupId, topicId, cutoffNow()], true);
       return r.rows[0]?.doc ?? null;
