@@ -495,7 +495,7 @@ export function createPipeline(deps: PipelineDeps) {
     const e = entries.find((x) => x.key === entryKey);
     if (!e) throw new AppError('not_found', `History entry ${entryKey} is missing from the store.`);
     const router = await currentRouter();
-    await crmOf(t.ref).writeBack(t.ref, { entry: e, fields: routingFields(t, router), companyId: t.companyId });
+    await crmOf(t.ref).writeBack(t.ref, { entry: e, fields: routingFields(t, router), companyId: t.companyId, history: entries });
     await commit({ completeJobs: [j.id] }, DONE_AFTER_SIDE_EFFECT);
   }
 

@@ -107,6 +107,8 @@ export type CrmWriteBack = {
   fields: RoutingFields;
   /** Company / Account the outcome is also shown on, when known. */
   companyId: string | null;
+  /** The ticket's stored history as the pipeline just read it (Store.history order), for a connector that shows it whole. */
+  history?: HistoryEntry[];
 };
 
 export interface CrmPort {

@@ -152,7 +152,7 @@ export async function createHubspotConnector(opts: HubspotConnectorOptions): Pro
     async writeBack(ref, update) {
       const { portal, ticketId } = checkRef(ref);
       const e = update.entry;
-      const stored = (await store.history({ ticketKey: e.ticketKey, limit: 10_000 })).entries;
+      const stored = update.history ?? (await store.history({ ticketKey: e.ticketKey, limit: 10_000 })).entries;
       const history: HistoryEntry[] = stored.some((x) => x.key === e.key) ? stored : [...stored, e];
       await writerOf(portal).write({
         ticketId,
