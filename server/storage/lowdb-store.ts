@@ -810,8 +810,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
   async function syncLoop(): Promise<void> {
     if (lazySync) clearTimeout(lazySync);
     lazySync = null;
-    // Everything written so far, then again only while somebody waits (see wantSync for the rest).
-    for (let first = true; first ? unsynced.length : unsynced.some((w) => !w.lazy); first = false) {
+    while (unsynced.length) {
       const group = unsynced;
       unsynced = [];
       try {
@@ -827,6 +826,8 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
         for (const id of handedOutAfterFlush(w.rec)) unsaved.delete(id);
         w.resolve();
       }
+      // Everything written so far is saved; go on only if somebody waits for what came meanwhile (wantSync).
+      if (!unsynced.some((w) => !w.lazy)) break;
     }
     if (wantCompact && !compacting && !broken && !flushing && !unsynced.length) startCompaction();
   }
