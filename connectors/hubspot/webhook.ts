@@ -131,17 +131,17 @@ export function selectEvents(batch: WebhookEvent[], o: { appId: string | null; w
       continue;
     }
     let reason: IntakeEvent['reason'] = kind === 'creation' ? 'created' : 'changed';
-    if (kind === 'propertyChange' && e.propertyName === STAGE_PROPERTY && !o.watched(e.portalId)?.has(STAGE_PROPERTY)) {
-      // Always subscribed, whether or not property changes route tickets: a ticket closed in HubSpot is resolved in
-      // Tierline (the pipeline reads the stage fresh and never routes on this event).
-      reason = 'status';
-    } else if (kind === 'propertyChange') {
+    if (kind === 'propertyChange') {
       const w = o.watched(e.portalId);
-      if (!w) {
+      const routes = !!e.propertyName && !!w?.has(e.propertyName);
+      if (!routes && e.propertyName === STAGE_PROPERTY) {
+        // Always subscribed, whether or not property changes route tickets: a ticket closed in HubSpot is resolved in
+        // Tierline (the pipeline reads the stage fresh and never routes on this event).
+        reason = 'status';
+      } else if (!w) {
         ignored.push({ eventId: e.eventId, why: 'property changes do not route tickets in this portal (mapping webhooks.propertyChange is off)' });
         continue;
-      }
-      if (!e.propertyName || !w.has(e.propertyName)) {
+      } else if (!routes) {
         ignored.push({ eventId: e.eventId, why: `${e.propertyName ?? 'a property'} is not a mapped ticket property` });
         continue;
       }
