@@ -15,6 +15,7 @@ import type {
   Batch,
   Clock,
   CounterOp,
+  CreateTopicRequest,
   CrmContext,
   CrmPort,
   HistoryEntry,
@@ -29,6 +30,7 @@ import type {
   MessengerPort,
   Metrics,
   RoutingCounters,
+  Reservation,
   RoutingFields,
   Store,
   TicketRecord,
@@ -133,8 +135,41 @@ export function createPipeline(deps: PipelineDeps) {
   }
 
   async function commit(batch: Batch, opts?: { awaitFlush?: boolean }): Promise<void> {
-    await store.commit(batch, opts);
+    const reserved = await reservationsFor(batch);
+    // Submitted in the same tick: the lowdb store saves them in one write and one fsync. Neither order matters for
+    // safety: a reservation that is missing is written by the connector before its call, one without its step unused.
+    await Promise.all([...reserved.map((r) => store.kvPut(r.ns, r.key, r.value)), store.commit(batch, opts)]);
     if (batch.jobs?.length) deps.wake?.();
+  }
+
+  /**
+   * The connectors' records for the topic and write-back steps a batch queues (see MessengerPort.reserveTopic), for
+   * the tickets the batch carries. They would otherwise be written in the step, each a durable write of its own on the
+   * ticket's path between two upstream calls.
+   */
+  async function reservationsFor(batch: Batch): Promise<Reservation[]> {
+    if (!batch.jobs?.length || !batch.tickets?.length) return [];
+    const asks: Promise<Reservation[]>[] = [];
+    for (const j of batch.jobs) {
+      const t = batch.tickets.find((x) => x.key === j.ticketKey);
+      if (!t) continue;
+      if (j.kind === 'topic' && t.topicRandomId && t.topicGroupId && messenger.reserveTopic) asks.push(messenger.reserveTopic(topicRequest(t)));
+      const crm = j.kind === 'writeback' ? deps.crm(t.ref.crm) : undefined;
+      if (crm?.reserveWriteBack) asks.push(crm.reserveWriteBack(t.ref, String(j.payload.entryKey)));
+    }
+    if (!asks.length) return [];
+    // A reservation that fails is only an optimisation lost: the connector then writes its record in the step.
+    const unreserved = (err: unknown): Reservation[] => {
+      log.warn('a connector could not reserve its record with the step; it writes it in the step instead', { error: errorMessage(err) });
+      return [];
+    };
+    return (await Promise.all(asks.map((a) => a.catch(unreserved)))).flat();
+  }
+
+  /** What createTopic gets for a ticket's placed topic (the same at reservation and at the call). */
+  function topicRequest(t: TicketRecord): CreateTopicRequest {
+    const title = topicTitle(t.segment?.tier ?? null, t.companyName ?? t.customerName, t.subject);
+    return { ticketKey: t.key, groupId: t.topicGroupId!, title, tier: t.segment?.tier ?? null, randomId: t.topicRandomId!, priority: priorityOf(t, clock.now()) };
   }
 
   /** Mutates a ticket under the store's exclusive section; build returns the batch (or null to do nothing). */
@@ -401,8 +436,7 @@ export function createPipeline(deps: PipelineDeps) {
       });
       t = (await store.getTicket(j.ticketKey))!;
     }
-    const title = topicTitle(t.segment?.tier ?? null, t.companyName ?? t.customerName, t.subject);
-    const topic = await messenger.createTopic({ ticketKey: t.key, groupId: t.topicGroupId!, title, tier: t.segment?.tier ?? null, randomId: t.topicRandomId!, priority: priorityOf(t, clock.now()) });
+    const topic = await messenger.createTopic(topicRequest(t));
     await withTicket(t.key, (cur, router, now) => {
       cur.topic = topic;
       cur.updatedAt = now;

@@ -111,6 +111,12 @@ export type CrmWriteBack = {
   history?: HistoryEntry[];
 };
 
+/**
+ * A record a connector keeps before a side effect it cannot repeat blindly (what it is about to create, so that a retry
+ * after a crash looks for it instead of creating a second one). See MessengerPort.reserveTopic.
+ */
+export type Reservation = { ns: string; key: string; value: unknown };
+
 export interface CrmPort {
   readonly crm: CrmId;
   /** Reads the ticket, its company and contact fresh and maps them into a segment. */
@@ -120,6 +126,8 @@ export interface CrmPort {
    * (the CRM got the write, we did not record it) must not add a second history entry.
    */
   writeBack(ref: TicketRef, update: CrmWriteBack): Promise<void>;
+  /** As MessengerPort.reserveTopic, for the write-back of history entry entryKey. */
+  reserveWriteBack?(ref: TicketRef, entryKey: string): Promise<Reservation[]>;
   /**
    * The ticket will not be routed (it is closed in the CRM): release whatever waits for its routing in the CRM (a
    * HubSpot workflow action). Idempotent: the step that calls it may run again.
@@ -174,6 +182,14 @@ export type PostRequest = {
 
 export interface MessengerPort {
   createTopic(req: CreateTopicRequest): Promise<TopicRef>;
+  /**
+   * The record createTopic would store before its call, for the pipeline to store with the commit that queues the
+   * topic step (the same write, so one fsync fewer on the ticket's path); [] when there is nothing to reserve (a record
+   * exists already, or the group is not linked yet: createTopic then stores it itself). No upstream call. A record this
+   * process reserved and has not tried yet lets createTopic call at once; anything else (a restart, another instance,
+   * a retry) makes it look for an earlier attempt's topic first.
+   */
+  reserveTopic?(req: CreateTopicRequest): Promise<Reservation[]>;
   post(req: PostRequest): Promise<{ messageId: number }>;
   closeTopic(topic: TopicRef): Promise<void>;
 }

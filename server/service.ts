@@ -269,6 +269,8 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
   };
   const messenger: MessengerPort = {
     createTopic: (req) => holding().messenger.createTopic(req),
+    // Not holding the connection: nothing to reserve; the holder writes its record in the step.
+    reserveTopic: async (req) => (telegram?.messenger.reserveTopic ? telegram.messenger.reserveTopic(req) : []),
     post: (req) => holding().messenger.post(req),
     closeTopic: (topic) => holding().messenger.closeTopic(topic),
   };

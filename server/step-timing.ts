@@ -47,19 +47,22 @@ export type StepTiming = {
 
 const KEEP_TICKETS = 20_000;
 
+/** Port methods that make no upstream call (they prepare records for the pipeline's commit): the step's own time. */
+const LOCAL_METHODS: ReadonlySet<string | symbol> = new Set(['reserveTopic', 'reserveWriteBack']);
+
 const NO_ERROR = Symbol('no error');
 
 /**
  * The object with every method call bracketed: start() runs before the call and returns what to run once it has
  * finished (synchronously or when its promise settles), given the error or NO_ERROR; null to bracket nothing.
  */
-function aroundCalls<T extends object>(obj: T, start: () => ((err: unknown) => void) | null): T {
+function aroundCalls<T extends object>(obj: T, start: (method: string | symbol) => ((err: unknown) => void) | null): T {
   return new Proxy(obj, {
     get(target, prop, receiver) {
       const v = Reflect.get(target, prop, receiver) as unknown;
       if (typeof v !== 'function') return v;
       return (...args: unknown[]) => {
-        const end = start();
+        const end = start(prop);
         if (!end) return (v as (...a: unknown[]) => unknown).apply(target, args);
         let out: unknown;
         try {
@@ -142,7 +145,8 @@ export function createStepTiming(metrics: Registry): StepTiming {
         metrics.inc('tierline_upstream_errors_total', { connector, code });
         if (code === 'rate_limited') metrics.inc('tierline_rate_limit_waits_total', { connector });
       };
-      return aroundCalls(port, () => {
+      return aroundCalls(port, (method) => {
+        if (LOCAL_METHODS.has(method)) return null;
         const ctx = als.getStore();
         if (ctx) enter(ctx);
         return (err) => {

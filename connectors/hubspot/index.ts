@@ -167,6 +167,11 @@ export async function createHubspotConnector(opts: HubspotConnectorOptions): Pro
       }
     },
 
+    async reserveWriteBack(ref, entryKey) {
+      const { portal, ticketId } = checkRef(ref);
+      return writerOf(portal).reserve(ticketId, entryKey);
+    },
+
     async notRouted(ref) {
       checkRef(ref);
       await callbacks.complete(ticketKey(ref), { queue: '', agent: '', topic_link: '' }, 'FAIL_CONTINUE');

@@ -1,10 +1,10 @@
 // Write-back through HubSpot's batch endpoints: write-backs that arrive together (the pipeline works tickets in
 // parallel) go out as one tickets batch update, one companies batch update and one notes batch create per 100
 // records, instead of three calls each. Properties are plain overwrites, so repeating a batch is harmless; notes are
-// made idempotent on the history entry key: a "pending" record in the store before the create, "done" with the note id
-// after it, and a marker in the note body, so a retry after a crash in between finds the note instead of adding one.
+// made idempotent on the history entry key: a "pending" record in the store before the create (reserved with the
+// pipeline's commit that queues the write-back, else written here), "done" with the note id after it, and a marker in the note body, so a retry after a crash in between finds the note instead of adding one.
 import { AppError } from '../../core/errors.ts';
-import type { Clock, Logger, Store } from '../../core/ports.ts';
+import type { Clock, Logger, Reservation, Store } from '../../core/ports.ts';
 import { FINISHED_WORK_TTL_MS } from '../shared/retention.ts';
 import { missingIds, NS, type HsErrorDetails, type PortalSession } from './client.ts';
 import { noteMarker } from './mapper.ts';
@@ -40,10 +40,16 @@ function missingOf(r: BatchResult | null, err: unknown): Set<string> {
   return ids;
 }
 
+/** Reserved notes remembered as not yet tried (bounded: one forgotten only costs its note a search first). */
+const MAX_UNTRIED = 10_000;
+
 export function createWriter(o: { session: () => PortalSession; portalId: string; store: Store; logger: Logger; clock: Clock; onBatch?: (n: number) => void }) {
   const { store, logger, clock, portalId } = o;
   const queue: Item[] = [];
   let running = false;
+  // Entry keys whose "pending" record this process reserved (reserve) and has not sent yet: no note to look for.
+  const untried = new Set<string>();
+  const pending = (ticketId: string): NoteRecord => ({ status: 'pending', noteId: null, ticketId, at: clock.now() });
 
   /** Batch-updates one object type; returns the ids HubSpot says do not exist. Other failures throw. */
   async function updateAll(kind: 'tickets' | 'companies', byId: Map<string, Record<string, string>>): Promise<Set<string>> {
@@ -92,10 +98,12 @@ export function createWriter(o: { session: () => PortalSession; portalId: string
   async function writeNotes(items: Item[], companiesGone: Set<string>): Promise<Map<Item, unknown>> {
     const failed = new Map<Item, unknown>();
     const todo: Item[] = [];
+    const recorded = new Set<Item>();
     for (const i of items) {
       const rec = await store.kvGet<NoteRecord>(NS.notes, i.entryKey);
       if (rec?.status === 'done') continue;
-      if (rec?.status === 'pending') {
+      if (rec?.status === 'pending') recorded.add(i);
+      if (rec?.status === 'pending' && !untried.has(i.entryKey)) {
         try {
           const found = await findNote(i.ticketId, i.entryKey);
           if (found) {
@@ -113,8 +121,10 @@ export function createWriter(o: { session: () => PortalSession; portalId: string
     }
     const s = o.session();
     for (const part of chunks(todo, BATCH_LIMIT)) {
-      // On disk before the create (all in one write): a retry after a crash then looks for the note first.
-      await Promise.all(part.map((i) => store.kvPut(NS.notes, i.entryKey, { status: 'pending', noteId: null, ticketId: i.ticketId, at: clock.now() } satisfies NoteRecord)));
+      // On disk before the create (all in one write, unless reserved with the step): a retry after a crash then looks
+      // for the note first.
+      await Promise.all(part.filter((i) => !recorded.has(i)).map((i) => store.kvPut(NS.notes, i.entryKey, pending(i.ticketId))));
+      for (const i of part) untried.delete(i.entryKey);
       const inputs = part.map((i) => ({
         objectWriteTraceId: i.entryKey,
         properties: { hs_note_body: i.note.body, hs_timestamp: i.note.timestamp },
@@ -209,6 +219,14 @@ export function createWriter(o: { session: () => PortalSession; portalId: string
   }
 
   return {
+    /** The "pending" record of a note, for the pipeline to store with the commit that queues its write-back. */
+    async reserve(ticketId: string, entryKey: string): Promise<Reservation[]> {
+      if (await store.kvGet<NoteRecord>(NS.notes, entryKey)) return [];
+      if (untried.size >= MAX_UNTRIED) untried.delete(untried.values().next().value!);
+      untried.add(entryKey);
+      return [{ ns: NS.notes, key: entryKey, value: pending(ticketId) }];
+    },
+
     write(req: WriteRequest): Promise<void> {
       return new Promise<void>((resolve, reject) => {
         queue.push({ ...req, resolve, reject });

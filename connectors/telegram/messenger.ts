@@ -1,10 +1,11 @@
 // The messenger port on Telegram: a forum topic per ticket, messages into it (never into General), mentions that
 // notify the agent, pinned cards, closing. Every write is idempotent across crashes and retries: topics by the
-// caller's random_id (recorded before the call, looked up again if a retry finds it pending), messages by random_id.
+// caller's random_id (recorded before the call, or reserved with the pipeline's commit that queues the step; looked
+// up again if a retry finds it pending), messages by random_id.
 import { AppError } from '../../core/errors.ts';
 import { fnv64 } from '../../core/ids.ts';
 import { FINISHED_WORK_TTL_MS } from '../shared/retention.ts';
-import type { CreateTopicRequest, Mention, MessengerPort, PostRequest, TopicRef } from '../../core/ports.ts';
+import type { CreateTopicRequest, Mention, MessengerPort, PostRequest, Reservation, TopicRef } from '../../core/ports.ts';
 import { Api, bigId, rpcName, toAppError } from './client.ts';
 import { call, userName, type Ctx } from './context.ts';
 import type { Linker } from './link.ts';
@@ -59,8 +60,13 @@ function usersIn(res: { users?: Api.TypeUser[] }): { userId: string; accessHash:
   return (res.users ?? []).flatMap((u) => (u instanceof Api.User && !u.min ? [{ userId: u.id.toString(), accessHash: u.accessHash?.toString() ?? null, username: u.username ?? null, name: userName(u) }] : []));
 }
 
+/** Reserved records remembered as not yet tried (bounded: one forgotten only costs its topic a search first). */
+const MAX_UNTRIED = 10_000;
+
 export function createMessenger(getCtx: () => Ctx, linker: () => Linker): MessengerPort {
   const inflight = new Map<string, Promise<unknown>>();
+  // Random ids whose topic record this process reserved (reserveTopic) and has not sent yet: no attempt to find.
+  const untried = new Set<string>();
   const members = new Map<string, Set<string>>(); // channel id -> user ids known to be in the group
   let contactsLoaded = false;
 
@@ -119,12 +125,40 @@ export function createMessenger(getCtx: () => Ctx, linker: () => Linker): Messen
     return hits;
   }
 
+  const newRecord = (ctx: Ctx, ch: ChannelPeer, req: CreateTopicRequest): TopicRecord => ({
+    account: ctx.selfId,
+    groupId: req.groupId,
+    channelId: ch.channelId,
+    title: topicTitleFor(req.title),
+    at: ctx.timers.now(),
+    cursor: ctx.peers.cursor(ch.channelId),
+    topicId: null,
+  });
+
+  async function reserveTopic(req: CreateTopicRequest): Promise<Reservation[]> {
+    let ctx: Ctx;
+    try {
+      ctx = getCtx();
+    } catch {
+      return []; // not connected: the topic step waits for the connection and writes its record then
+    }
+    // Only a group already linked: linking may call Telegram, and the caller is committing a decision.
+    const ch = ctx.peers.channel(req.groupId);
+    const randomId = randomIdOf(req.randomId);
+    if (!ch || (await ctx.store.kvGet<TopicRecord>(NS_TOPICS, randomId))) return [];
+    if (untried.size >= MAX_UNTRIED) untried.delete(untried.values().next().value!);
+    untried.add(randomId);
+    return [{ ns: NS_TOPICS, key: randomId, value: newRecord(ctx, ch, req) }];
+  }
+
   async function createTopic(req: CreateTopicRequest): Promise<TopicRef> {
     const ctx = getCtx();
     const randomId = randomIdOf(req.randomId);
     return once(`topic:${randomId}`, async () => {
       const ch = await linker().channelFor(req.groupId);
       const prior = await ctx.store.kvGet<TopicRecord>(NS_TOPICS, randomId);
+      // Only a record reserved here and never sent is known to have no topic behind it; from here on it is tried.
+      const tried = !untried.delete(randomId);
       const ref = (topicId: number): TopicRef => ({ groupId: req.groupId, topicId, link: topicLink(ch.channelId, topicId) });
       // Not waited onto disk: if a crash takes them, the record from before the call (which is) makes the retry look
       // for the topic and find it. The caller's next durable write (the pipeline storing the topic) saves them too.
@@ -134,15 +168,14 @@ export function createMessenger(getCtx: () => Ctx, linker: () => Linker): Messen
         return ref(topicId);
       };
       if (prior?.topicId && prior.channelId === ch.channelId) return ref(prior.topicId);
-      if (prior && prior.channelId === ch.channelId) {
+      if (prior && prior.channelId === ch.channelId && tried) {
         const found = await findCreatedTopic(ctx, ch, prior, randomId);
         if (found) {
           ctx.logger.info('telegram topic found after an interrupted attempt; not creating a second one', { group: req.groupId, topicId: found, ticket: req.ticketKey });
           return done(prior, found);
         }
       }
-      const title = topicTitleFor(req.title);
-      const rec: TopicRecord = prior && prior.channelId === ch.channelId ? prior : { account: ctx.selfId, groupId: req.groupId, channelId: ch.channelId, title, at: ctx.timers.now(), cursor: ctx.peers.cursor(ch.channelId), topicId: null };
+      const rec: TopicRecord = prior && prior.channelId === ch.channelId ? prior : newRecord(ctx, ch, req);
       // Recorded before the call: if we crash after Telegram made the topic, the retry looks for it first.
       if (!prior || prior.channelId !== ch.channelId) await ctx.store.kvPut(NS_TOPICS, randomId, rec);
       const priority = req.priority ?? priorityForTier(req.tier);
@@ -331,5 +364,5 @@ export function createMessenger(getCtx: () => Ctx, linker: () => Linker): Messen
     });
   }
 
-  return { createTopic, post, closeTopic };
+  return { createTopic, reserveTopic, post, closeTopic };
 }

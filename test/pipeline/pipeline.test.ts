@@ -480,3 +480,43 @@ describe('pipeline: failures', () => {
     expect(await h.store.deadJobs()).toEqual([]);
   });
 });
+
+describe('connector records reserved with the step', () => {
+  it('stores the topic and write-back records in the same write as the commit that queues their steps', async () => {
+    const h = await harness(CONFIG);
+    const reservedTopics: string[] = [];
+    h.tg.port.reserveTopic = async (req) => {
+      reservedTopics.push(`${req.groupId} ${req.title} ${req.randomId}`);
+      return [{ ns: 'tg', key: req.randomId, value: { title: req.title } }];
+    };
+    h.crm.port.reserveWriteBack = async (_ref, entryKey) => [{ ns: 'crm', key: entryKey, value: 'pending' }];
+    // Which store calls were made before any earlier one had finished: one submission for the lowdb store's writer.
+    const calls: string[] = [];
+    const { kvPut, commit } = { kvPut: h.store.kvPut.bind(h.store), commit: h.store.commit.bind(h.store) };
+    h.store.kvPut = (ns, key, value, o) => (calls.push(`kv ${ns}`), kvPut(ns, key, value, o));
+    h.store.commit = (b, o) => (calls.push(`commit ${(b.jobs ?? []).map((j) => j.kind).join(',')}`), commit(b, o).then(() => void calls.push('saved')));
+    const ref = h.crm.add('r1', { tier: 'enterprise' }, 'Login fails');
+    await h.pipeline.intake.accept([ev(ref, 'e1', h.clock.now())]);
+    await h.drain();
+
+    expect(calls.join(' | ')).toContain('kv tg | commit topic | saved');
+    expect(calls.join(' | ')).toContain('kv crm | commit post,writeback | saved');
+    // The topic step asks for exactly what was reserved (same group, title and random id).
+    const t = h.tg.topics[0]!;
+    expect(reservedTopics).toEqual([`${t.groupId} ${t.title} ${t.randomId}`]);
+    expect(await h.store.kvGet('tg', t.randomId)).toEqual({ title: t.title });
+    expect(await h.store.kvGet('crm', `${ticketKey(ref)}#1`)).toBe('pending');
+  });
+
+  it('routes as before when a connector cannot reserve (it writes its record in the step)', async () => {
+    const h = await harness(CONFIG);
+    h.tg.port.reserveTopic = async () => {
+      throw new AppError('upstream', 'not connected');
+    };
+    const ref = h.crm.add('r2', { tier: 'enterprise' }, 'Login fails');
+    await h.pipeline.intake.accept([ev(ref, 'e1', h.clock.now())]);
+    await h.drain();
+    expect((await h.store.getTicket(ticketKey(ref)))?.topic).not.toBeNull();
+    expect(h.crm.writes).toHaveLength(1);
+  });
+});

@@ -728,7 +728,7 @@ export function createTelegramIntake(opts: TelegramIntakeOptions): TelegramIntak
   // ---------------------------------------------------------------- CRM write-backs -> the customer
 
   function observe(port: CrmPort): CrmPort {
-    return {
+    const observed: CrmPort = {
       crm: port.crm,
       fetchContext: (ref) => port.fetchContext(ref),
       async writeBack(ref, update) {
@@ -741,6 +741,10 @@ export function createTelegramIntake(opts: TelegramIntakeOptions): TelegramIntak
         }
       },
     };
+    // The port's optional parts pass through unchanged (a workflow action waiting on notRouted must not hang).
+    if (port.reserveWriteBack) observed.reserveWriteBack = (ref, entryKey) => port.reserveWriteBack!(ref, entryKey);
+    if (port.notRouted) observed.notRouted = (ref, reason) => port.notRouted!(ref, reason);
+    return observed;
   }
 
   /**

@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AppError } from '../../../core/errors.ts';
 import type { CrmWriteBack } from '../../../core/ports.ts';
 import { ticketKey } from '../../../core/segment.ts';
+import { NS } from '../../../connectors/hubspot/client.ts';
 import { createBucket } from '../../../connectors/hubspot/limiter.ts';
 import { fakeTime, startHarness, writeBackFor, type Harness } from './harness.ts';
 
@@ -132,6 +133,42 @@ describe('HubSpot write-back after a lost answer', () => {
     expect(h.sb.requests({ path: '/crm/v3/objects/notes/batch/create' })).toHaveLength(1); // not re-sent blindly
     // The pipeline's retry finds the note by its marker instead of adding another.
     await h.connector.crm.writeBack(ref(h, t.id), writeBackFor(h, t.id, t.companyId));
+    expect(h.sb.ticket(t.id)!.notes).toHaveLength(1);
+    expect(h.sb.requests({ path: '/crm/v3/objects/notes/batch/create' })).toHaveLength(1);
+  });
+
+  it('a note reserved with the step is created without a search, and one reserved by an earlier process is looked for first', async () => {
+    h = await startHarness();
+    const t = await h.sb.createTicket({ subject: 'Reserved note', notify: false });
+    const update = writeBackFor(h, t.id, t.companyId);
+    // The pipeline stores the reservation with the commit that queues the write-back.
+    const reserved = await h.connector.crm.reserveWriteBack!(ref(h, t.id), update.entry.key);
+    expect(reserved).toEqual([{ ns: NS.notes, key: update.entry.key, value: expect.objectContaining({ status: 'pending', ticketId: t.id }) }]);
+    for (const r of reserved) await h.store.kvPut(r.ns, r.key, r.value);
+    expect(await h.connector.crm.reserveWriteBack!(ref(h, t.id), update.entry.key)).toEqual([]); // never over an existing record
+    h.sb.clearRequests();
+    await h.connector.crm.writeBack(ref(h, t.id), update);
+    expect(h.sb.ticket(t.id)!.notes).toHaveLength(1);
+    expect(h.sb.requests({ path: `/crm/v4/objects/tickets/${t.id}/associations/notes` })).toHaveLength(0);
+
+    // A pending record this process did not reserve (it was made before a crash): the create may have happened.
+    const u = await h.sb.createTicket({ subject: 'Reserved before a crash', notify: false });
+    const later = writeBackFor(h, u.id, u.companyId);
+    await h.store.kvPut(NS.notes, later.entry.key, { status: 'pending', noteId: null, ticketId: u.id, at: h.clock.now() });
+    h.sb.clearRequests();
+    await h.connector.crm.writeBack(ref(h, u.id), later);
+    expect(h.sb.requests({ path: `/crm/v4/objects/tickets/${u.id}/associations/notes` }).length).toBeGreaterThan(0);
+    expect(h.sb.ticket(u.id)!.notes).toHaveLength(1);
+  });
+
+  it('a reserved note whose create lost its answer is looked for on the retry, not created again', async () => {
+    h = await startHarness();
+    const t = await h.sb.createTicket({ subject: 'Reserved, answer lost', notify: false });
+    const update = writeBackFor(h, t.id, t.companyId);
+    for (const r of await h.connector.crm.reserveWriteBack!(ref(h, t.id), update.entry.key)) await h.store.kvPut(r.ns, r.key, r.value);
+    h.sb.injectLostResponse(1, { match: { path: '/crm/v3/objects/notes/batch/create' } });
+    expect(await h.connector.crm.writeBack(ref(h, t.id), update).catch((x: unknown) => x)).toMatchObject({ code: 'upstream' });
+    await h.connector.crm.writeBack(ref(h, t.id), update);
     expect(h.sb.ticket(t.id)!.notes).toHaveLength(1);
     expect(h.sb.requests({ path: '/crm/v3/objects/notes/batch/create' })).toHaveLength(1);
   });

@@ -31,6 +31,29 @@ describe('crash between create and store', () => {
     expect(h.sandbox.stats().requests['channels.CreateForumTopic']).toBe(2);
   });
 
+  it.each(['user', 'bot'] as const)('a topic reserved with the step is created without a search; after a crash mid-call the restart finds it (%s)', async (as) => {
+    h = await setup({ as });
+    // The pipeline stores the reservation with the commit that queues the topic step.
+    const reserved = await h.connector.messenger.reserveTopic!(req);
+    expect(reserved).toHaveLength(1);
+    for (const r of reserved) await h.store.kvPut(r.ns, r.key, r.value);
+    expect(await h.connector.messenger.reserveTopic!(req)).toEqual([]); // never over an existing record
+    const searches = () => (h.sandbox.stats().requests['channels.GetForumTopics'] ?? 0) + (h.sandbox.stats().requests['channels.GetMessages'] ?? 0);
+    const before = searches();
+    h.sandbox.dropNextResponse('channels.CreateForumTopic');
+    void h.connector.messenger.createTopic(req).catch(() => {});
+    await h.clock.advance(0);
+    expect(searches()).toBe(before); // sent at once: nothing can have been created before
+    expect(h.sandbox.topics(channelOf('vip'))).toHaveLength(1);
+    await h.connector.stop();
+
+    const after = await h.restart();
+    const ref = await after.messenger.createTopic(req);
+    expect(searches()).toBeGreaterThan(before); // a record this process did not reserve: looked for first
+    expect(h.sandbox.topics(channelOf('vip'))).toEqual([expect.objectContaining({ topicId: ref.topicId })]);
+    expect(h.sandbox.stats().requests['channels.CreateForumTopic']).toBe(1);
+  });
+
   it('answers from its own record when it got the answer but the pipeline did not store it', async () => {
     h = await setup();
     const first = await h.connector.messenger.createTopic(req);

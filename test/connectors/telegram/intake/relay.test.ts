@@ -3,7 +3,7 @@
 // unknown customer routed to the default queue (with a CRM contact when the admin enables it), and a returning
 // customer recognised by their Telegram id.
 import { afterEach, describe, expect, it } from 'vitest';
-import type { TicketRecord } from '../../../../core/ports.ts';
+import type { CrmPort, TicketRecord } from '../../../../core/ports.ts';
 import { NS, RELAY_MAP_TTL_MS } from '../../../../connectors/telegram/intake/records.ts';
 import { BILL, BOT, channelOf, NORA, setupIntake, type IntakeHarness } from './harness.ts';
 
@@ -198,5 +198,24 @@ describe('relay', () => {
     const t = await openTicket(BILL, '');
     expect(h.crm.calls.filter((c) => c === `find:${JSON.stringify({ telegramUserId: BILL })}`)).toHaveLength(2);
     expect(h.crm.tickets.get(t.key)).toMatchObject({ contactId: 'c-1', companyId: 'co-1' });
+  });
+});
+
+describe('the CRM port seen through the intake', () => {
+  it('keeps the port’s optional parts: a closed ticket still releases its HubSpot workflow action', async () => {
+    h = await setupIntake();
+    const released: string[] = [];
+    const ref = { crm: 'hubspot' as const, account: '42', ticketId: '7' };
+    const port: CrmPort = {
+      crm: 'hubspot',
+      fetchContext: () => Promise.reject(new Error('not used')),
+      writeBack: async () => {},
+      notRouted: async (r, reason) => void released.push(`${r.ticketId} ${reason}`),
+      reserveWriteBack: async (_r, entryKey) => [{ ns: 'notes', key: entryKey, value: 'pending' }],
+    };
+    const seen = h.intake.observe(port);
+    await seen.notRouted!(ref, 'closed_in_crm');
+    expect(released).toEqual(['7 closed_in_crm']);
+    expect(await seen.reserveWriteBack!(ref, 'k#1')).toEqual([{ ns: 'notes', key: 'k#1', value: 'pending' }]);
   });
 });
