@@ -1300,7 +1300,8 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
         due.schedule(j);
       }
       for (const j of notYet) due.schedule(j);
-      return clone(out);
+      // Most claims (the worker's idle polls) find nothing: no copy to make.
+      return out.length ? clone(out) : [];
     },
 
     async failJob(id, error, retryAt) {
@@ -1343,7 +1344,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
         if (t.at < earliest) earliest = t.at;
       }
       earliestTimer = earliest;
-      return clone(due.sort((a, b) => a.at - b.at).slice(0, Math.max(0, limit)));
+      return due.length ? clone(due.sort((a, b) => a.at - b.at).slice(0, Math.max(0, limit))) : [];
     },
 
     async history(q: HistoryQuery) {
