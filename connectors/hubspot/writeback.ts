@@ -2,7 +2,8 @@
 // parallel) go out as one tickets batch update, one companies batch update and one notes batch create per 100
 // records, instead of three calls each. Properties are plain overwrites, so repeating a batch is harmless; notes are
 // made idempotent on the history entry key: a "pending" record in the store before the create (reserved with the
-// pipeline's commit that queues the write-back, else written here), "done" with the note id after it, and a marker in the note body, so a retry after a crash in between finds the note instead of adding one.
+// pipeline's commit that queues the write-back, else written here), "done" with the note id after it, and a marker in
+// the note body, so a retry after a crash in between finds the note instead of adding one.
 import { AppError } from '../../core/errors.ts';
 import type { Clock, Logger, Reservation, Store } from '../../core/ports.ts';
 import { FINISHED_WORK_TTL_MS } from '../shared/retention.ts';
