@@ -547,14 +547,19 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
     },
 
     async kvGet<T>(ns: string, key: string) {
-      const r = await q<{ value: T | null }>('reading a connector record', 'SELECT value FROM kv WHERE ns = $1 AND key = $2 AND (expires_at IS NULL OR expires_at > $3)', [ns, key, clock.now()]);
+      // Inside a decision (a connector reserving its record with the pipeline's commit) on the decision's connection.
+      const r = await q<{ value: T | null }>('reading a connector record', 'SELECT value FROM kv WHERE ns = $1 AND key = $2 AND (expires_at IS NULL OR expires_at > $3)', [ns, key, clock.now()], true);
       return r.rows[0]?.value ?? null;
     },
 
     async kvPut(ns, key, value, opts) {
       const now = clock.now();
       const expiresAt = opts?.ttlMs === undefined ? null : now + opts.ttlMs;
-      await q('saving a connector record', 'INSERT INTO kv (ns, key, value, expires_at) VALUES ($1, $2, $3::json, $4) ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at', [ns, key, value === undefined ? null : JSON.stringify(value), expiresAt]);
+      // Inside a decision it joins the decision's transaction: saved with its commit (atomically, and without a
+      // commit of its own while the decision lock is held), and flushed to disk before exclusive() resolves.
+      const ctx = tx.getStore();
+      if (ctx && !ctx.done) ctx.wrote = true;
+      await q('saving a connector record', 'INSERT INTO kv (ns, key, value, expires_at) VALUES ($1, $2, $3::json, $4) ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at', [ns, key, value === undefined ? null : JSON.stringify(value), expiresAt], true);
     },
 
     async kvDelete(ns, key) {

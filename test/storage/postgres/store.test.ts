@@ -184,6 +184,26 @@ describe.skipIf(postgresSkipReason !== null)('PostgreSQL store', () => {
       expect((await store.counters()).load).toEqual({});
     });
 
+    it('a connector record put inside a decision is part of it: kept when the decision commits, gone when it fails', async () => {
+      const url = await db.database();
+      const store = await db.open({ url });
+      const other = await db.open({ url });
+      await store.exclusive(async () => {
+        await Promise.all([store.kvPut('tg', 'r1', { topicId: null }), store.commit({ counters: [{ op: 'load', agentId: 'ann', delta: 1 }] })]);
+        expect(await store.kvGet('tg', 'r1')).toEqual({ topicId: null }); // read back inside the decision
+        expect(await other.kvGet('tg', 'r1')).toBeNull(); // not before the decision commits
+      });
+      expect(await other.kvGet('tg', 'r1')).toEqual({ topicId: null });
+      const err = await store
+        .exclusive(async () => {
+          await store.kvPut('tg', 'r2', { topicId: null });
+          await store.commit({ counters: [{ op: 'bogus' } as never] });
+        })
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AppError);
+      expect(await other.kvGet('tg', 'r2')).toBeNull();
+    });
+
     it('an instance that freezes inside a decision loses the lock to the others instead of stalling routing', async () => {
       const url = await db.database();
       const frozen = await db.open({ url, decisionIdleTimeoutMs: 1_000 });
