@@ -63,14 +63,19 @@ export type PostgresStore = Store & {
   ping(): Promise<void>;
 };
 
+const KV_UPSERT = 'ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at';
+
 type ConfigHead = { version: number; saved_at: number; author: string; note: string };
 type TxContext = {
   client: pg.PoolClient;
   done: boolean;
   failed: unknown;
   wrote: boolean;
-  /** Batches committed inside the section and not yet sent: they go with the next statement, or with COMMIT. */
-  pending: { json: string; now: number }[];
+  /**
+   * Writes made inside the section and not yet sent (batches, connector records), as SQL statements with their values
+   * inlined: they go with the next statement, or with COMMIT.
+   */
+  pending: string[];
   /** The newest config version, read with the lock (no round trip for getConfig when it is unchanged). */
   head: ConfigHead | null;
 };
@@ -141,7 +146,7 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
     if (ctx && !ctx.done) {
       try {
         // Read-your-writes inside the section: batches held back for COMMIT go first.
-        for (const b of ctx.pending.splice(0)) await ctx.client.query('SELECT tierline_commit($1::json, $2)', [b.json, b.now]);
+        if (ctx.pending.length) await ctx.client.query(ctx.pending.splice(0).join(' '));
         return await ctx.client.query<R>(text, params);
       } catch (err) {
         ctx.failed ??= err;
@@ -207,7 +212,7 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
         throw pgError(ctx.failed, 'a routing decision');
       }
       // Like the memory store, what fn committed before throwing stays committed.
-      const finish = ctx.pending.map((b) => `SELECT tierline_commit(${client.escapeLiteral(b.json)}::json, ${Number.isFinite(b.now) ? b.now : 0});`).join(' ') + ' COMMIT';
+      const finish = [...ctx.pending, 'COMMIT'].join(' ');
       try {
         await client.query(finish);
       } catch (err) {
@@ -411,7 +416,8 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
       if (ctx && !ctx.done) {
         // Inside a decision the batch travels with COMMIT (or with the next read, if fn reads again first).
         ctx.wrote = true;
-        ctx.pending.push({ json: JSON.stringify(b), now: clock.now() });
+        const now = clock.now();
+        ctx.pending.push(`SELECT tierline_commit(${ctx.client.escapeLiteral(JSON.stringify(b))}::json, ${Number.isFinite(now) ? now : 0});`);
         return;
       }
       await q('saving a pipeline step', 'SELECT tierline_commit($1::json, $2)', [JSON.stringify(b), clock.now()], true);
@@ -555,11 +561,19 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
     async kvPut(ns, key, value, opts) {
       const now = clock.now();
       const expiresAt = opts?.ttlMs === undefined ? null : now + opts.ttlMs;
-      // Inside a decision it joins the decision's transaction: saved with its commit (atomically, and without a
-      // commit of its own while the decision lock is held), and flushed to disk before exclusive() resolves.
+      const json = value === undefined ? null : JSON.stringify(value);
       const ctx = tx.getStore();
-      if (ctx && !ctx.done) ctx.wrote = true;
-      await q('saving a connector record', 'INSERT INTO kv (ns, key, value, expires_at) VALUES ($1, $2, $3::json, $4) ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at', [ns, key, value === undefined ? null : JSON.stringify(value), expiresAt], true);
+      if (ctx && !ctx.done) {
+        // Inside a decision (a connector reserving its record with the pipeline's commit) it travels with COMMIT like
+        // the decision's batch: saved atomically with it and flushed with it, at no round trip of its own while the
+        // decision lock is held.
+        ctx.wrote = true;
+        const lit = (v: string | null) => (v === null ? 'NULL' : ctx.client.escapeLiteral(v));
+        const exp = expiresAt !== null && Number.isFinite(expiresAt) ? String(expiresAt) : 'NULL';
+        ctx.pending.push(`INSERT INTO kv (ns, key, value, expires_at) VALUES (${lit(ns)}, ${lit(key)}, ${lit(json)}::json, ${exp}) ${KV_UPSERT};`);
+        return;
+      }
+      await q('saving a connector record', `INSERT INTO kv (ns, key, value, expires_at) VALUES ($1, $2, $3::json, $4) ${KV_UPSERT}`, [ns, key, json, expiresAt]);
     },
 
     async kvDelete(ns, key) {
