@@ -7,6 +7,7 @@
 import { AppError } from '../../core/errors.ts';
 import type { Clock, Logger, Reservation, Store } from '../../core/ports.ts';
 import { FINISHED_WORK_TTL_MS } from '../shared/retention.ts';
+import { createUntried } from '../shared/untried.ts';
 import { missingIds, NS, type HsErrorDetails, type PortalSession } from './client.ts';
 import { noteMarker } from './mapper.ts';
 
@@ -41,15 +42,12 @@ function missingOf(r: BatchResult | null, err: unknown): Set<string> {
   return ids;
 }
 
-/** Reserved notes remembered as not yet tried (bounded: one forgotten only costs its note a search first). */
-const MAX_UNTRIED = 10_000;
-
 export function createWriter(o: { session: () => PortalSession; portalId: string; store: Store; logger: Logger; clock: Clock; onBatch?: (n: number) => void }) {
   const { store, logger, clock, portalId } = o;
   const queue: Item[] = [];
   let running = false;
   // Entry keys whose "pending" record this process reserved (reserve) and has not sent yet: no note to look for.
-  const untried = new Set<string>();
+  const untried = createUntried();
   const pending = (ticketId: string): NoteRecord => ({ status: 'pending', noteId: null, ticketId, at: clock.now() });
 
   /** Batch-updates one object type; returns the ids HubSpot says do not exist. Other failures throw. */
@@ -125,7 +123,7 @@ export function createWriter(o: { session: () => PortalSession; portalId: string
       // On disk before the create (all in one write, unless reserved with the step): a retry after a crash then looks
       // for the note first.
       await Promise.all(part.filter((i) => !recorded.has(i)).map((i) => store.kvPut(NS.notes, i.entryKey, pending(i.ticketId))));
-      for (const i of part) untried.delete(i.entryKey);
+      for (const i of part) untried.take(i.entryKey);
       const inputs = part.map((i) => ({
         objectWriteTraceId: i.entryKey,
         properties: { hs_note_body: i.note.body, hs_timestamp: i.note.timestamp },
@@ -223,7 +221,6 @@ export function createWriter(o: { session: () => PortalSession; portalId: string
     /** The "pending" record of a note, for the pipeline to store with the commit that queues its write-back. */
     async reserve(ticketId: string, entryKey: string): Promise<Reservation[]> {
       if (await store.kvGet<NoteRecord>(NS.notes, entryKey)) return [];
-      if (untried.size >= MAX_UNTRIED) untried.delete(untried.values().next().value!);
       untried.add(entryKey);
       return [{ ns: NS.notes, key: entryKey, value: pending(ticketId) }];
     },

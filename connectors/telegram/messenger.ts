@@ -5,6 +5,7 @@
 import { AppError } from '../../core/errors.ts';
 import { fnv64 } from '../../core/ids.ts';
 import { FINISHED_WORK_TTL_MS } from '../shared/retention.ts';
+import { createUntried } from '../shared/untried.ts';
 import type { CreateTopicRequest, Mention, MessengerPort, PostRequest, Reservation, TopicRef } from '../../core/ports.ts';
 import { Api, bigId, rpcName, toAppError } from './client.ts';
 import { call, userName, type Ctx } from './context.ts';
@@ -60,13 +61,10 @@ function usersIn(res: { users?: Api.TypeUser[] }): { userId: string; accessHash:
   return (res.users ?? []).flatMap((u) => (u instanceof Api.User && !u.min ? [{ userId: u.id.toString(), accessHash: u.accessHash?.toString() ?? null, username: u.username ?? null, name: userName(u) }] : []));
 }
 
-/** Reserved records remembered as not yet tried (bounded: one forgotten only costs its topic a search first). */
-const MAX_UNTRIED = 10_000;
-
 export function createMessenger(getCtx: () => Ctx, linker: () => Linker): MessengerPort {
   const inflight = new Map<string, Promise<unknown>>();
   // Random ids whose topic record this process reserved (reserveTopic) and has not sent yet: no attempt to find.
-  const untried = new Set<string>();
+  const untried = createUntried();
   const members = new Map<string, Set<string>>(); // channel id -> user ids known to be in the group
   let contactsLoaded = false;
 
@@ -146,7 +144,6 @@ export function createMessenger(getCtx: () => Ctx, linker: () => Linker): Messen
     const ch = ctx.peers.channel(req.groupId);
     const randomId = randomIdOf(req.randomId);
     if (!ch || (await ctx.store.kvGet<TopicRecord>(NS_TOPICS, randomId))) return [];
-    if (untried.size >= MAX_UNTRIED) untried.delete(untried.values().next().value!);
     untried.add(randomId);
     return [{ ns: NS_TOPICS, key: randomId, value: newRecord(ctx, ch, req) }];
   }
@@ -158,7 +155,7 @@ export function createMessenger(getCtx: () => Ctx, linker: () => Linker): Messen
       const ch = await linker().channelFor(req.groupId);
       const prior = await ctx.store.kvGet<TopicRecord>(NS_TOPICS, randomId);
       // Only a record reserved here and never sent is known to have no topic behind it; from here on it is tried.
-      const tried = !untried.delete(randomId);
+      const tried = !untried.take(randomId);
       const ref = (topicId: number): TopicRef => ({ groupId: req.groupId, topicId, link: topicLink(ch.channelId, topicId) });
       // Not waited onto disk: if a crash takes them, the record from before the call (which is) makes the retry look
       // for the topic and find it. The caller's next durable write (the pipeline storing the topic) saves them too.
