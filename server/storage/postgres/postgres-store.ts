@@ -145,7 +145,7 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
     const ctx = decision ? tx.getStore() : undefined;
     if (ctx && !ctx.done) {
       try {
-        // Read-your-writes inside the section: batches held back for COMMIT go first.
+        // Read-your-writes inside the section: writes held back for COMMIT go first.
         if (ctx.pending.length) await ctx.client.query(ctx.pending.splice(0).join(' '));
         return await ctx.client.query<R>(text, params);
       } catch (err) {
