@@ -6,7 +6,7 @@
 //
 // IPC: {id, ask: 'timing', keys} -> {id, timing: {key: TicketTiming}}; {id, ask: 'routed'} -> {id, routed}.
 import { loadEnv } from '../../server/env.ts';
-import { silentLogger } from '../../server/logger.ts';
+import { createLogger, silentLogger } from '../../server/logger.ts';
 import { startService, type ExternalSandboxes } from '../../server/service.ts';
 import { stopOnSigterm } from '../e2e/procs/stop-on-sigterm.ts';
 
@@ -16,7 +16,9 @@ export type BenchQuestion = { id: number; ask: 'timing'; keys: string[] } | { id
 const o = JSON.parse(process.argv[2]!) as BenchServiceOptions;
 const url = `http://127.0.0.1:${o.port}`;
 const env = loadEnv({ DATA_DIR: o.dataDir, PORT: String(o.port), HOST: '127.0.0.1', PUBLIC_URL: url, ADMIN_TOKEN: o.adminToken, SECRETS_KEY: o.secretsKey, SAMPLE_TICKETS_PER_MINUTE: '0', LOG_LEVEL: 'error' });
-const service = await startService({ env, logger: silentLogger, simulatedAgents: false, sampleTicketsPerMinute: 0, external: o.external });
+// With TIERLINE_BENCH_DEBUG the service's warnings and errors go to stderr (a slow ticket's retries, a lost answer).
+const logger = process.env.TIERLINE_BENCH_DEBUG ? createLogger({ level: 'warn', write: (l) => process.stderr.write(`${l}\n`) }) : silentLogger;
+const service = await startService({ env, logger, simulatedAgents: false, sampleTicketsPerMinute: 0, external: o.external });
 process.stdout.write(`ready ${service.url}\n`);
 // With TIERLINE_BENCH_DEBUG, where the memory is (is a high RSS live data, or heap V8 has not returned?).
 if (process.env.TIERLINE_BENCH_DEBUG) {
