@@ -29,6 +29,7 @@ import type {
   MessengerEvent,
   MessengerPort,
   Metrics,
+  CommitOptions,
   RoutingCounters,
   Reservation,
   RoutingFields,
@@ -61,6 +62,12 @@ export type PipelineOptions = {
  * again and its side effect is idempotent (random ids, upserts by key). It takes a flush off every step's time.
  */
 const DONE_AFTER_SIDE_EFFECT = { awaitFlush: false } as const;
+/**
+ * The next steps may start while the disk syncs the batch that queues them (Store.commit): for batches a power cut may
+ * take only with the step (or CRM delivery) that made them, so it runs again, and whose steps' side effects are
+ * idempotent on records already saved. See intake and runTopic.
+ */
+const NEXT_STEPS_WHILE_SAVING = { stepsBeforeSaved: true } as const;
 /** Intake reasons whose every event gets a route step of its own (tag in the step id); see intake. */
 const STEP_PER_EVENT: Partial<Record<IntakeEvent['reason'], string>> = { changed: 'chg', workflow: 'wf', status: 'st' };
 /** Waiting tickets tried per decision turn when capacity frees up; the turn is then handed on (see assignWaiting). */
@@ -134,28 +141,35 @@ export function createPipeline(deps: PipelineDeps) {
     return out;
   }
 
-  async function commit(batch: Batch, opts?: { awaitFlush?: boolean }): Promise<void> {
+  async function commit(batch: Batch, opts?: CommitOptions): Promise<void> {
     const reserved = await reservationsFor(batch);
     // Submitted in the same tick: the lowdb store saves them in one write and one fsync. Neither order matters for
     // safety: a reservation that is missing is written by the connector before its call, one without its step unused.
-    await Promise.all([...reserved.map((r) => store.kvPut(r.ns, r.key, r.value)), store.commit(batch, opts)]);
+    // A step must not run before its reservation is on disk, so a batch carrying one waits for the disk after all.
+    const o = opts?.stepsBeforeSaved && reserved.length ? { awaitFlush: opts.awaitFlush ?? true } : opts;
+    await Promise.all([...reserved.map((r) => store.kvPut(r.ns, r.key, r.value)), store.commit(batch, o)]);
     if (batch.jobs?.length) deps.wake?.();
   }
 
   /**
-   * The connectors' records for the topic and write-back steps a batch queues (see MessengerPort.reserveTopic), for
-   * the tickets the batch carries. They would otherwise be written in the step, each a durable write of its own on the
-   * ticket's path between two upstream calls.
+   * The connectors' records (see MessengerPort.reserveTopic) for the topic steps a batch queues and for the write-back
+   * of each history entry it records. They would otherwise be written in the step, each a durable write of its own
+   * on the ticket's path between two upstream calls. The routing entry's write-back is queued later, by the topic
+   * step (it carries the topic link), but is reserved here with the decision: the topic step's batch then holds no
+   * record its next steps depend on, so they may start before it is on disk.
    */
   async function reservationsFor(batch: Batch): Promise<Reservation[]> {
-    if (!batch.jobs?.length || !batch.tickets?.length) return [];
+    if (!batch.tickets?.length || (!batch.jobs?.length && !batch.history?.length)) return [];
     const asks: Promise<Reservation[]>[] = [];
-    for (const j of batch.jobs) {
-      const t = batch.tickets.find((x) => x.key === j.ticketKey);
-      if (!t) continue;
-      if (j.kind === 'topic' && t.topicRandomId && t.topicGroupId && messenger.reserveTopic) asks.push(messenger.reserveTopic(topicRequest(t)));
-      const crm = j.kind === 'writeback' ? deps.crm(t.ref.crm) : undefined;
-      if (crm?.reserveWriteBack) asks.push(crm.reserveWriteBack(t.ref, String(j.payload.entryKey)));
+    const ticket = (key: string) => batch.tickets!.find((x) => x.key === key);
+    for (const j of batch.jobs ?? []) {
+      const t = j.kind === 'topic' ? ticket(j.ticketKey) : undefined;
+      if (t?.topicRandomId && t.topicGroupId && messenger.reserveTopic) asks.push(messenger.reserveTopic(topicRequest(t)));
+    }
+    for (const e of batch.history ?? []) {
+      const t = WRITTEN_BACK.has(e.kind) ? ticket(e.ticketKey) : undefined;
+      const crm = t ? deps.crm(t.ref.crm) : undefined;
+      if (crm?.reserveWriteBack) asks.push(crm.reserveWriteBack(t!.ref, e.key));
     }
     if (!asks.length) return [];
     // A reservation that fails is only an optimisation lost: the connector then writes its record in the step.
@@ -173,7 +187,7 @@ export function createPipeline(deps: PipelineDeps) {
   }
 
   /** Mutates a ticket under the store's exclusive section; build returns the batch (or null to do nothing). */
-  async function withTicket(key: string, build: (t: TicketRecord, router: Router, now: number) => Promise<Batch | null> | Batch | null): Promise<boolean> {
+  async function withTicket(key: string, build: (t: TicketRecord, router: Router, now: number) => Promise<Batch | null> | Batch | null, opts?: CommitOptions): Promise<boolean> {
     return exclusive(async () => {
       const t = await store.getTicket(key);
       if (!t) return false;
@@ -181,7 +195,7 @@ export function createPipeline(deps: PipelineDeps) {
       // The store hands out copies (its contract): build may change this one freely.
       const batch = await build(t, router, clock.now());
       if (!batch) return false;
-      await commit(batch);
+      await commit(batch, opts);
       return true;
     });
   }
@@ -283,7 +297,10 @@ export function createPipeline(deps: PipelineDeps) {
         const id = own ? `route:${key}:${own}:${e.idempotencyKey}` : `route:${key}`;
         return job('route', id, key, { ref: e.ref, reason: e.reason, at: e.at }, now);
       });
-      const [, fresh] = await Promise.all([commit({ jobs }), store.recordInbound(events.map((e) => `in:${e.idempotencyKey}`), now)]);
+      // The route steps may start at once (their first call only reads the CRM; their decision is written after these
+      // records, so it cannot be saved without them), but the delivery is acknowledged only once all is on disk.
+      const [, fresh] = await Promise.all([commit({ jobs }, NEXT_STEPS_WHILE_SAVING), store.recordInbound(events.map((e) => `in:${e.idempotencyKey}`), now)]);
+      await store.saved();
       const accepted = fresh.filter(Boolean).length;
       for (const e of events) metrics.inc('tierline_events_received_total', { crm: e.ref.crm });
       if (events.length - accepted) metrics.inc('tierline_events_duplicate_total', {}, events.length - accepted);
@@ -305,6 +322,9 @@ export function createPipeline(deps: PipelineDeps) {
       // Closed before Tierline saw it (a change to an old ticket, one from before the install, or one whose routing
       // Tierline has forgotten under its retention window): opening a topic for it would put dead work in front of an
       // agent. Counted and logged, so an admin can see why.
+      // A call that changes the CRM: not before the delivery that asked for it is on disk (intake lets this step start
+      // while it is being saved).
+      await store.saved();
       await crmOf(ref).notRouted?.(ref, 'closed_in_crm');
       await commit({ completeJobs: [j.id] });
       metrics.inc('tierline_routing_skipped_total', { crm: ref.crm, reason: 'closed_in_crm' });
@@ -437,6 +457,10 @@ export function createPipeline(deps: PipelineDeps) {
       t = (await store.getTicket(j.ticketKey))!;
     }
     const topic = await messenger.createTopic(topicRequest(t));
+    // The card and the write-back start while this is saved. A power cut that takes it runs this step again: the
+    // connector's record (saved with the decision) makes it find the topic it made, the card's random_id makes Telegram
+    // refuse a second card, and the note's record (saved with the decision, or with this batch, which then waits for
+    // the disk) makes HubSpot's write-back find its note.
     await withTicket(t.key, (cur, router, now) => {
       cur.topic = topic;
       cur.updatedAt = now;
@@ -453,7 +477,7 @@ export function createPipeline(deps: PipelineDeps) {
         jobs.push(...publish(cur, e, now));
       }
       return { tickets: [cur], history, jobs, completeJobs: [j.id] };
-    });
+    }, NEXT_STEPS_WHILE_SAVING);
   }
 
   /**

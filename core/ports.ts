@@ -117,6 +117,8 @@ export type CrmWriteBack = {
  */
 export type Reservation = { ns: string; key: string; value: unknown };
 
+export type CommitOptions = { awaitFlush?: boolean; stepsBeforeSaved?: boolean };
+
 export interface CrmPort {
   readonly crm: CrmId;
   /** Reads the ticket, its company and contact fresh and maps them into a segment. */
@@ -356,8 +358,15 @@ export interface Store {
   /**
    * awaitFlush false: may resolve once the change is visible, before it is on disk; a crash can lose it, so only for
    * changes whose loss merely repeats an idempotent step (marking a step done after its side effect).
+   * stepsBeforeSaved: as awaitFlush false, and the steps the batch queues may be claimed (and run) before it is on
+   * disk. A power cut can then lose the batch after its steps' side effects: only for a batch whose loss makes the
+   * step (or the CRM delivery) that wrote it run again, and whose steps' side effects are idempotent on records
+   * already saved (Telegram's random_id, a connector's reservation). The file store uses it to start a ticket's next
+   * step while the disk syncs; the others hand steps out once the batch is committed, as always.
    */
-  commit(batch: Batch, opts?: { awaitFlush?: boolean }): Promise<void>;
+  commit(batch: Batch, opts?: CommitOptions): Promise<void>;
+  /** Resolves once every change made before the call is on disk (after a commit that did not wait for it). */
+  saved(): Promise<void>;
   /** Runs fn exclusively against other routing decisions (counters read and changed as one). */
   exclusive<T>(fn: () => Promise<T>): Promise<T>;
 

@@ -13,7 +13,15 @@ import type { Registry } from './metrics.ts';
 type StepContext = { active: number; local: number; since: number; upstreamMs: number };
 
 /** pickupMs: gaps between a ticket's intake and steps in which none of them was running (scheduling). */
-export type TicketTiming = { steps: number; ownMs: number; upstreamMs: number; pickupMs: number; intakeMs: number; ownByStep: Record<string, number> };
+export type TicketTiming = {
+  steps: number;
+  ownMs: number;
+  upstreamMs: number;
+  pickupMs: number;
+  intakeMs: number;
+  ownByStep: Record<string, number>;
+  upstreamByStep: Record<string, number>;
+};
 
 export type StepTiming = {
   /**
@@ -29,7 +37,7 @@ export type StepTiming = {
   connectorStore<S extends Store>(store: S): S;
   /**
    * Times the intake of webhook events: from the arrival of the request that carried them (see request; reading,
-   * verifying and mapping it) until they are stored, which is when the ticket's first step can start.
+   * verifying and mapping it) until they are stored, or until the ticket's first step starts if that is sooner.
    */
   intake<R>(ticketKeys: string[], run: () => Promise<R>): Promise<R>;
   /** Runs the handling of an inbound request, noting when it arrived for intake. */
@@ -95,6 +103,8 @@ export function createStepTiming(metrics: Registry): StepTiming {
   const arrivals = new AsyncLocalStorage<number>();
   const tickets = new Map<string, TicketTiming>();
   const lastEnd = new Map<string, number>();
+  /** Intakes still running (waiting for the disk, answering the CRM), by ticket: when their request arrived. */
+  const openIntakes = new Map<string, number>();
   const now = () => performance.now();
 
   // Calls of one step may overlap (a card post and a pin in parallel); the union of their intervals is what the step
@@ -112,7 +122,7 @@ export function createStepTiming(metrics: Registry): StepTiming {
   const leave = (ctx: StepContext) => shift(ctx, () => ctx.active--);
 
   const entry = (key: string): TicketTiming => {
-    const t = tickets.get(key) ?? { steps: 0, ownMs: 0, upstreamMs: 0, pickupMs: 0, intakeMs: 0, ownByStep: {} };
+    const t = tickets.get(key) ?? { steps: 0, ownMs: 0, upstreamMs: 0, pickupMs: 0, intakeMs: 0, ownByStep: {}, upstreamByStep: {} };
     tickets.delete(key);
     tickets.set(key, t);
     if (tickets.size > KEEP_TICKETS) {
@@ -128,11 +138,16 @@ export function createStepTiming(metrics: Registry): StepTiming {
 
     async intake(keys, run) {
       const t0 = arrivals.getStore() ?? now();
+      const unique = [...new Set(keys)];
+      for (const k of unique) openIntakes.set(k, t0);
       try {
         return await run();
       } finally {
         const end = now();
-        for (const k of new Set(keys)) {
+        for (const k of unique) {
+          // Unless the ticket's first step started first (observeStep took the intake's share up to then).
+          if (openIntakes.get(k) !== t0) continue;
+          openIntakes.delete(k);
           entry(k).intakeMs += end - t0;
           lastEnd.set(k, end);
         }
@@ -169,6 +184,14 @@ export function createStepTiming(metrics: Registry): StepTiming {
     async observeStep(job, run) {
       const ctx: StepContext = { active: 0, local: 0, since: 0, upstreamMs: 0 };
       const t0 = now();
+      // A step may start while its intake still waits for the disk to acknowledge the delivery; from then on the
+      // ticket's time is this step's (the rest of the intake runs beside it, off the ticket's path).
+      const arrived = openIntakes.get(job.ticketKey);
+      if (arrived !== undefined) {
+        openIntakes.delete(job.ticketKey);
+        entry(job.ticketKey).intakeMs += t0 - arrived;
+        lastEnd.set(job.ticketKey, t0);
+      }
       // The scheduling share: the gap since this ticket's intake or previous step ended, during which nothing of the
       // ticket was running (the next step was stored and waited for the worker to claim it).
       const last = lastEnd.get(job.ticketKey);
@@ -186,6 +209,7 @@ export function createStepTiming(metrics: Registry): StepTiming {
         t.ownMs += own;
         t.ownByStep[job.kind] = (t.ownByStep[job.kind] ?? 0) + own;
         t.upstreamMs += ctx.upstreamMs;
+        t.upstreamByStep[job.kind] = (t.upstreamByStep[job.kind] ?? 0) + ctx.upstreamMs;
         t.pickupMs += pickupMs;
       }
     },

@@ -674,7 +674,10 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
   // A record nobody waits for (awaitFlush false, outside a section, creating no job or timer) does not start an
   // fdatasync of its own: it is saved by the next one somebody waits for (the log is written in order), or after
   // LAZY_SYNC_MS if none comes. Syncing it at once made the next awaited write wait for that sync to end first.
-  type Waiting = { line: string; rec: WalRecord; lazy: boolean; applied: () => void; resolve: () => void; reject: (e: unknown) => void };
+  //
+  // A commit with stepsBeforeSaved hands its jobs out once applied, and is not one its section waits for: the next
+  // step of a ticket then starts while the disk syncs (the syncer still starts at once: it creates jobs).
+  type Waiting = { line: string; rec: WalRecord; lazy: boolean; early: boolean; applied: () => void; resolve: () => void; reject: (e: unknown) => void };
   let queue: Waiting[] = [];
   let flushing: Promise<void> | null = null;
   let unsynced: Waiting[] = [];
@@ -682,6 +685,9 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
   let lazySync: ReturnType<typeof setTimeout> | null = null;
   /** Jobs and timers applied in memory whose record is not yet flushed: not handed out until it is. */
   const unsaved = new Set<string>();
+  /** The last change on disk, and callers of saved() waiting for a later one. */
+  let syncedSeq = lastApplied;
+  let savedWaiters: { n: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
   let compacting: Promise<void> | null = null;
   let wantCompact = false;
   let broken: AppError | null = null;
@@ -696,7 +702,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
   const handedOutAfterFlush = (r: WalRecord): string[] => (r.op === 'commit' ? [...(r.b.jobs ?? []).map((j) => `j:${j.id}`), ...(r.b.timers ?? []).map((t) => `t:${t.id}`)] : []);
   const quiet = () => !flushing && !syncing && !unsynced.length;
 
-  function submit(rec: NewRecord, awaitFlush = true): Promise<void> {
+  function submit(rec: NewRecord, awaitFlush = true, early = false): Promise<void> {
     if (broken) return Promise.reject(broken);
     if (closed) return Promise.reject(closedError());
     const full = { n: ++lastSeq, ...rec } as WalRecord;
@@ -709,9 +715,13 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     const inSection = section.getStore();
     const lazy = !awaitFlush && !inSection && handedOutAfterFlush(copy).length === 0;
     const saved = new Promise<void>((res, rej) => {
-      queue.push({ line, rec: copy, lazy, applied, resolve: res, reject: rej });
+      queue.push({ line, rec: copy, lazy, early, applied, resolve: res, reject: rej });
       startFlush();
     });
+    if (early) {
+      saved.catch(() => undefined);
+      return Promise.race([appliedP, saved]);
+    }
     if (!inSection && awaitFlush) return saved;
     // The section waits for it (or nobody: the caller accepts losing it in a crash); marked handled here so a failure
     // between now and then is not an unhandled rejection.
@@ -723,6 +733,20 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
   function fail(err: AppError, waiting: Waiting[]): void {
     broken = err;
     for (const w of waiting) w.reject(err);
+    const waiters = savedWaiters;
+    savedWaiters = [];
+    for (const w of waiters) w.reject(err);
+  }
+
+  /** Resolves once every record submitted so far is on disk (syncing now even if they are all lazy). */
+  function allSaved(): Promise<void> {
+    if (broken) return Promise.reject(broken);
+    const n = lastSeq;
+    if (n <= syncedSeq) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      savedWaiters.push({ n, resolve, reject });
+      wantSync();
+    });
   }
 
   // The append is synchronous: it only copies the group into the page cache (tens of microseconds for the few KB a
@@ -761,7 +785,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
 
   /** Syncs now if someone waits for an unsynced record, else saves the others later (if nothing else does first). */
   function wantSync(): void {
-    if (unsynced.some((w) => !w.lazy)) startSync();
+    if (savedWaiters.length || unsynced.some((w) => !w.lazy)) startSync();
     else if (unsynced.length) lazySync ??= setTimeout(() => !broken && startSync(), LAZY_SYNC_MS).unref();
   }
 
@@ -793,7 +817,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
       for (const w of group) {
         try {
           applyRecord(w.rec);
-          for (const id of handedOutAfterFlush(w.rec)) unsaved.add(id);
+          if (!w.early) for (const id of handedOutAfterFlush(w.rec)) unsaved.add(id);
         } catch (err) {
           // checkBatch makes this unreachable for commits; if it happens, the log holds the record and a restart applies it.
           log.error('could not apply a logged change in memory', { n: w.rec.n, op: w.rec.op, error: err instanceof Error ? err.message : String(err) });
@@ -824,11 +848,17 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
         return;
       }
       for (const w of group) {
-        for (const id of handedOutAfterFlush(w.rec)) unsaved.delete(id);
+        if (!w.early) for (const id of handedOutAfterFlush(w.rec)) unsaved.delete(id);
         w.resolve();
       }
+      syncedSeq = Math.max(syncedSeq, group.at(-1)!.rec.n);
+      if (savedWaiters.length) {
+        const waiters = savedWaiters;
+        savedWaiters = waiters.filter((w) => w.n > syncedSeq);
+        for (const w of waiters) if (w.n <= syncedSeq) w.resolve();
+      }
       // Everything written so far is saved; go on only if somebody waits for what came meanwhile (wantSync).
-      if (!unsynced.some((w) => !w.lazy)) break;
+      if (!savedWaiters.length && !unsynced.some((w) => !w.lazy)) break;
     }
     if (wantCompact && !compacting && !broken && !flushing && !unsynced.length) startCompaction();
   }
@@ -1258,7 +1288,12 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
       if (batch.history?.length) b.history = batch.history;
       if (batch.counters?.length) b.counters = batch.counters;
       if (Object.keys(b).length === 0) return;
-      await submit({ op: 'commit', now: clock.now(), b }, opts?.awaitFlush ?? true);
+      await submit({ op: 'commit', now: clock.now(), b }, opts?.awaitFlush ?? true, opts?.stepsBeforeSaved ?? false);
+    },
+
+    saved: () => {
+      guard();
+      return allSaved();
     },
 
     exclusive<T>(fn: () => Promise<T>): Promise<T> {

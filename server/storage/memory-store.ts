@@ -198,6 +198,8 @@ export function createMemoryStore(opts: { clock?: Clock; retentionMs?: number } 
       prune(s.doneJobs, now);
       forget(now);
     },
+    // Nothing to wait for: memory is all there is.
+    async saved() {},
     exclusive<T>(fn: () => Promise<T>): Promise<T> {
       const run = chain.then(fn, fn);
       chain = run.catch(() => undefined);

@@ -71,6 +71,7 @@ function memoryStoreOver(s: MemoryState): Store {
       for (const h of b.history ?? []) s.history.push(clone(h));
       if (b.counters?.length) applyCounterOps(s.counters, b.counters);
     },
+    saved: async () => {},
     exclusive: (fn) => fn(),
     claimJobs: async () => [],
     failJob: unsupported,

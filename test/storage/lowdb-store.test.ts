@@ -353,6 +353,36 @@ describe('lowdb store on disk', () => {
     expect(await again.pendingJobs()).toBe(0);
   });
 
+  it('hands out the steps of a commit made with stepsBeforeSaved before its fdatasync, and of any other commit only after it', async () => {
+    const s = (await open()) as LowdbStore;
+    const syncs = s.stats().syncs;
+    // Nothing between the commit and the claim yields to the event loop, so the fdatasync cannot have finished.
+    await s.commit({ jobs: [job('route:hubspot:42:1', { ticketKey: 'hubspot:42:1', kind: 'route' })] }, { stepsBeforeSaved: true });
+    expect((await s.claimJobs(T0, 10, 60_000)).map((j) => j.id)).toEqual(['route:hubspot:42:1']);
+    expect(s.stats().syncs).toBe(syncs);
+    await s.saved();
+    expect(s.stats().syncs).toBe(syncs + 1);
+
+    // The same without the option (a commit that only does not wait): visible, but its step waits for the disk.
+    await s.commit({ jobs: [job('route:hubspot:42:2', { ticketKey: 'hubspot:42:2', kind: 'route' })] }, { awaitFlush: false });
+    expect(await s.claimJobs(T0, 10, 60_000)).toEqual([]);
+    await s.saved();
+    expect((await s.claimJobs(T0, 10, 60_000)).map((j) => j.id)).toEqual(['route:hubspot:42:2']);
+  });
+
+  it('saved() waits for every change made before it, lazy ones included, and returns at once when all is on disk', async () => {
+    const s = (await open()) as LowdbStore;
+    await s.kvPut('hubspot:notes', 'n1', { status: 'done' }, { awaitFlush: false });
+    const syncs = s.stats().syncs;
+    await s.saved();
+    expect(s.stats().syncs).toBe(syncs + 1);
+    await s.saved();
+    expect(s.stats().syncs).toBe(syncs + 1);
+    await s.close();
+    stores.pop();
+    expect(await (await open()).kvGet('hubspot:notes', 'n1')).toEqual({ status: 'done' });
+  });
+
   it('keeps a connector record put without waiting for the flush, readable at once and on disk after the next write', async () => {
     const s = (await open()) as LowdbStore;
     const syncs = s.stats().syncs;

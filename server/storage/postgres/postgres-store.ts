@@ -423,6 +423,10 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
       await q('saving a pipeline step', 'SELECT tierline_commit($1::json, $2)', [JSON.stringify(b), clock.now()], true);
     },
 
+    // A change is committed (and its steps visible to every instance) once its call, or its decision, has returned;
+    // stepsBeforeSaved changes nothing here.
+    async saved() {},
+
     exclusive<T>(fn: () => Promise<T>): Promise<T> {
       // One waiter per process on the database lock; the rest queue here, in call order, like the memory store.
       let turnOver!: () => void;
