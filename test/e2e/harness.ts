@@ -140,8 +140,9 @@ export type ServiceProc = {
   alive(): boolean;
 };
 
-export function spawnService(name: string, opts: ServiceChildOptions, lb: Balancer): ServiceProc {
-  const proc = spawn(process.execPath, [SERVICE_SCRIPT, JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** env: added to the child's environment (the power-cut test's TIERLINE_TEST_SYNC_LOG). */
+export function spawnService(name: string, opts: ServiceChildOptions, lb: Balancer, env: Record<string, string> = {}): ServiceProc {
+  const proc = spawn(process.execPath, [SERVICE_SCRIPT, JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let out = '';
   let err = '';
   let alive = true;

@@ -2,6 +2,8 @@
 // live in the test process (external), so what they hold survives this process being killed.
 //
 //   node service.ts <json ServiceChildOptions>   prints "ready <url>" once listening, stops cleanly on SIGTERM.
+// First: the power-cut test's sync recorder must wrap fsync before the store's module binds it.
+import './sync-recorder.ts';
 import { loadEnv } from '../../../server/env.ts';
 import { createLogger } from '../../../server/logger.ts';
 import { startService, type ExternalSandboxes } from '../../../server/service.ts';
