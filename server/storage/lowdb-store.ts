@@ -785,7 +785,9 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
 
   /** Syncs now if someone waits for an unsynced record, else saves the others later (if nothing else does first). */
   function wantSync(): void {
-    if (savedWaiters.length || unsynced.some((w) => !w.lazy)) startSync();
+    // A saved() waiter needs a sync only of what is written: one still queued comes back here once it is (a sync of
+    // nothing would end at once and start again, forever, while the writer waits for syncing to stop).
+    if ((savedWaiters.length && unsynced.length) || unsynced.some((w) => !w.lazy)) startSync();
     else if (unsynced.length) lazySync ??= setTimeout(() => !broken && startSync(), LAZY_SYNC_MS).unref();
   }
 

@@ -383,6 +383,19 @@ describe('lowdb store on disk', () => {
     expect(await (await open()).kvGet('hubspot:notes', 'n1')).toEqual({ status: 'done' });
   });
 
+  it('saved() keeps working while the log is switched for a compaction (it once spun, waiting for a change not yet written)', async () => {
+    const s = (await open({ compactWalRecords: 5 })) as LowdbStore;
+    const deadline = Date.now() + 10_000;
+    const early = (i: number) => s.commit({ jobs: [job(`route:hubspot:42:${i}`, { ticketKey: `hubspot:42:${i}`, kind: 'route' })] }, { stepsBeforeSaved: true });
+    for (let i = 0; i < 40 && Date.now() < deadline; i += 2) {
+      // One change written and syncing, the next still queued behind a compaction that waits for that sync.
+      await early(i);
+      await Promise.all([early(i + 1), s.saved()]);
+    }
+    expect(await s.pendingJobs()).toBe(40);
+    expect(s.stats().compactions).toBeGreaterThan(0);
+  }, 15_000);
+
   it('keeps a connector record put without waiting for the flush, readable at once and on disk after the next write', async () => {
     const s = (await open()) as LowdbStore;
     const syncs = s.stats().syncs;
