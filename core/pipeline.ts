@@ -14,6 +14,7 @@ import { fnv64 } from './ids.ts';
 import type {
   Batch,
   Clock,
+  CommitOptions,
   CounterOp,
   CreateTopicRequest,
   CrmContext,
@@ -29,7 +30,6 @@ import type {
   MessengerEvent,
   MessengerPort,
   Metrics,
-  CommitOptions,
   RoutingCounters,
   Reservation,
   RoutingFields,
@@ -321,9 +321,8 @@ export function createPipeline(deps: PipelineDeps) {
     if (ctx.closedInCrm) {
       // Closed before Tierline saw it (a change to an old ticket, one from before the install, or one whose routing
       // Tierline has forgotten under its retention window): opening a topic for it would put dead work in front of an
-      // agent. Counted and logged, so an admin can see why.
-      // A call that changes the CRM: not before the delivery that asked for it is on disk (intake lets this step start
-      // while it is being saved).
+      // agent. Counted and logged, so an admin can see why. The answer changes the CRM, so it waits until the delivery
+      // that asked for it is on disk (intake lets this step start while it is being saved).
       await store.saved();
       await crmOf(ref).notRouted?.(ref, 'closed_in_crm');
       await commit({ completeJobs: [j.id] });

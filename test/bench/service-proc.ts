@@ -22,6 +22,8 @@ const service = await startService({ env, logger, simulatedAgents: false, sample
 process.stdout.write(`ready ${service.url}\n`);
 // With TIERLINE_BENCH_DEBUG, where the memory is (is a high RSS live data, or heap V8 has not returned?).
 if (process.env.TIERLINE_BENCH_DEBUG) {
+  // --trace-gc times are from about this moment (wall clock ms), to line collections up with slow tickets.
+  process.stderr.write(`origin ${JSON.stringify({ at: performance.timeOrigin })}\n`);
   setInterval(() => {
     const m = process.memoryUsage();
     process.stderr.write(`mem ${JSON.stringify(Object.fromEntries(Object.entries(m).map(([k, v]) => [k, Math.round(v / 1e6)])))}\n`);
