@@ -16,8 +16,9 @@
 // Writing: a change is one log record. Records are appended in groups (everything submitted in the same turn of the
 // event loop), applied to the in-memory state once the OS holds them (a killed process can no longer lose them), and
 // fdatasync'd (one sync covers every group appended while the previous one ran); a commit resolves, and the jobs and
-// timers it created are handed out, only after the flush.
-// So no side effect follows a change that even a power cut could take back, and persisting one outcome costs one
+// timers it created are handed out, only after the flush. So no side effect follows a change that even a power cut
+// could take back, except where the caller says a lost change only repeats idempotent steps (stepsBeforeSaved: the
+// jobs go out once applied, while the sync runs; saved() waits for it). Persisting one outcome costs one
 // append + fdatasync whatever the store holds (the requirement: < 2 ms median, < 2x growth from 1k to 100k
 // outcomes). Inside an exclusive section a commit returns once applied and the section resolves after the flush, so
 // routing decisions take turns for a write, not a flush (PostgreSQL's sections do the same with an asynchronous
