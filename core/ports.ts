@@ -128,7 +128,7 @@ export interface CrmPort {
    * (the CRM got the write, we did not record it) must not add a second history entry.
    */
   writeBack(ref: TicketRef, update: CrmWriteBack): Promise<void>;
-  /** As MessengerPort.reserveTopic, for the write-back of history entry entryKey. */
+  /** As MessengerPort.reserveTopic, for the write-back of history entry entryKey (stored with the entry). */
   reserveWriteBack?(ref: TicketRef, entryKey: string): Promise<Reservation[]>;
   /**
    * The ticket will not be routed (it is closed in the CRM): release whatever waits for its routing in the CRM (a

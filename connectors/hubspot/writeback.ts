@@ -2,8 +2,8 @@
 // parallel) go out as one tickets batch update, one companies batch update and one notes batch create per 100
 // records, instead of three calls each. Properties are plain overwrites, so repeating a batch is harmless; notes are
 // made idempotent on the history entry key: a "pending" record in the store before the create (reserved with the
-// pipeline's commit that queues the write-back, else written here), "done" with the note id after it, and a marker in
-// the note body, so a retry after a crash in between finds the note instead of adding one.
+// pipeline's commit that records the history entry, else written here), "done" with the note id after it, and a
+// marker in the note body, so a retry after a crash in between finds the note instead of adding one.
 import { AppError } from '../../core/errors.ts';
 import type { Clock, Logger, Reservation, Store } from '../../core/ports.ts';
 import { FINISHED_WORK_TTL_MS } from '../shared/retention.ts';
@@ -218,7 +218,7 @@ export function createWriter(o: { session: () => PortalSession; portalId: string
   }
 
   return {
-    /** The "pending" record of a note, for the pipeline to store with the commit that queues its write-back. */
+    /** The "pending" record of a note, for the pipeline to store with the commit that records its history entry. */
     async reserve(ticketId: string, entryKey: string): Promise<Reservation[]> {
       if (await store.kvGet<NoteRecord>(NS.notes, entryKey)) return [];
       untried.add(entryKey);
