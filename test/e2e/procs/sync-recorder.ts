@@ -1,7 +1,8 @@
 // Test only, imported first by the service child: with TIERLINE_TEST_SYNC_LOG set, every fsync and fdatasync that
-// succeeds appends "<file id> <bytes>" to that file (the id: inode and birth time, as fileIdOf): how long the file was when the sync began, the part of it a power
-// cut can no longer take. The power-cut test cuts the write-ahead log back to that after each kill (see cutToSynced).
-// It must run before the store's module is evaluated (the store binds fdatasync when it loads).
+// succeeds appends "<file id> <bytes>" to that file (fileIdOf: inode and birth time): how long the file was when the
+// sync began, the part of it a power cut can no longer take. The power-cut test cuts the write-ahead log back to that
+// after each kill (see cutToSynced). It must run before the store's module is evaluated (the store binds fdatasync
+// when it loads), so it imports nothing of Tierline's (the log's file name is spelled out below for that reason).
 import fs from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 
