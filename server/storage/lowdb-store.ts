@@ -686,9 +686,8 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
   let lazySync: ReturnType<typeof setTimeout> | null = null;
   /** Jobs and timers applied in memory whose record is not yet flushed: not handed out until it is. */
   const unsaved = new Set<string>();
-  /** The last change on disk, and callers of saved() waiting for a later one. */
-  let syncedSeq = lastApplied;
-  let savedWaiters: { n: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  /** The newest record submitted and its "saved" promise: saved() waits for it (the log is synced in order). */
+  let newest: { w: Waiting; saved: Promise<void> } | null = null;
   let compacting: Promise<void> | null = null;
   let wantCompact = false;
   let broken: AppError | null = null;
@@ -715,10 +714,13 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
     const appliedP = new Promise<void>((res) => (applied = res));
     const inSection = section.getStore();
     const lazy = !awaitFlush && !inSection && handedOutAfterFlush(copy).length === 0;
+    let w!: Waiting;
     const saved = new Promise<void>((res, rej) => {
-      queue.push({ line, rec: copy, lazy, early, applied, resolve: res, reject: rej });
+      w = { line, rec: copy, lazy, early, applied, resolve: res, reject: rej };
+      queue.push(w);
       startFlush();
     });
+    newest = { w, saved };
     if (early) {
       saved.catch(() => undefined);
       return Promise.race([appliedP, saved]);
@@ -734,20 +736,18 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
   function fail(err: AppError, waiting: Waiting[]): void {
     broken = err;
     for (const w of waiting) w.reject(err);
-    const waiters = savedWaiters;
-    savedWaiters = [];
-    for (const w of waiters) w.reject(err);
   }
 
-  /** Resolves once every record submitted so far is on disk (syncing now even if they are all lazy). */
+  /**
+   * Resolves once every record submitted so far is on disk: once the newest is (groups are synced in log order). A
+   * lazy one is made awaited, so the sync starts now rather than a second later.
+   */
   function allSaved(): Promise<void> {
     if (broken) return Promise.reject(broken);
-    const n = lastSeq;
-    if (n <= syncedSeq) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      savedWaiters.push({ n, resolve, reject });
-      wantSync();
-    });
+    if (!newest) return Promise.resolve();
+    newest.w.lazy = false;
+    wantSync();
+    return newest.saved;
   }
 
   // The append is synchronous: it only copies the group into the page cache (tens of microseconds for the few KB a
@@ -786,9 +786,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
 
   /** Syncs now if someone waits for an unsynced record, else saves the others later (if nothing else does first). */
   function wantSync(): void {
-    // A saved() waiter needs a sync only of what is written: one still queued comes back here once it is (a sync of
-    // nothing would end at once and start again, forever, while the writer waits for syncing to stop).
-    if ((savedWaiters.length && unsynced.length) || unsynced.some((w) => !w.lazy)) startSync();
+    if (unsynced.some((w) => !w.lazy)) startSync();
     else if (unsynced.length) lazySync ??= setTimeout(() => !broken && startSync(), LAZY_SYNC_MS).unref();
   }
 
@@ -854,14 +852,8 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
         if (!w.early) for (const id of handedOutAfterFlush(w.rec)) unsaved.delete(id);
         w.resolve();
       }
-      syncedSeq = Math.max(syncedSeq, group.at(-1)!.rec.n);
-      if (savedWaiters.length) {
-        const waiters = savedWaiters;
-        savedWaiters = waiters.filter((w) => w.n > syncedSeq);
-        for (const w of waiters) if (w.n <= syncedSeq) w.resolve();
-      }
       // Everything written so far is saved; go on only if somebody waits for what came meanwhile (wantSync).
-      if (!savedWaiters.length && !unsynced.some((w) => !w.lazy)) break;
+      if (!unsynced.some((w) => !w.lazy)) break;
     }
     if (wantCompact && !compacting && !broken && !flushing && !unsynced.length) startCompaction();
   }
