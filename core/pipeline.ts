@@ -68,14 +68,6 @@ const DONE_AFTER_SIDE_EFFECT = { awaitFlush: false } as const;
  * idempotent on records already saved. See intake and runTopic.
  */
 const NEXT_STEPS_WHILE_SAVING = { stepsBeforeSaved: true } as const;
-/**
- * For the routing decision, which carries the records the topic step needs on disk before its call (its group and
- * random_id, the connectors' reservations): the topic step may be claimed and prepared while the decision syncs, and
- * waits for store.saved() before it calls Telegram (see runTopic). A power cut before the sync takes the decision and
- * the step together, before any side effect.
- */
-const TOPIC_STEP_WAITS_FOR_SAVE = { stepsBeforeSaved: true, nextStepWaitsForSave: true } as const;
-type PipelineCommitOptions = CommitOptions & { nextStepWaitsForSave?: boolean };
 /** Intake reasons whose every event gets a route step of its own (tag in the step id); see intake. */
 const STEP_PER_EVENT: Partial<Record<IntakeEvent['reason'], string>> = { changed: 'chg', workflow: 'wf', status: 'st' };
 /** Waiting tickets tried per decision turn when capacity frees up; the turn is then handed on (see assignWaiting). */
@@ -149,15 +141,13 @@ export function createPipeline(deps: PipelineDeps) {
     return out;
   }
 
-  async function commit(batch: Batch, opts?: PipelineCommitOptions): Promise<void> {
+  async function commit(batch: Batch, opts?: CommitOptions): Promise<void> {
     const reserved = await reservationsFor(batch);
     // Submitted in the same tick: the lowdb store saves them in one write and one fsync. Neither order matters for
     // safety: a reservation that is missing is written by the connector before its call, one without its step unused.
-    // A step must not call out before its reservation is on disk, so a batch carrying one waits for the disk after
-    // all, unless its step waits for the save itself.
-    const waits = opts?.nextStepWaitsForSave ?? false;
-    const o = opts?.stepsBeforeSaved && reserved.length && !waits ? { awaitFlush: opts.awaitFlush ?? true } : opts;
-    await Promise.all([...reserved.map((r) => store.kvPut(r.ns, r.key, r.value, waits ? { stepsBeforeSaved: true } : undefined)), store.commit(batch, o)]);
+    // A step must not run before its reservation is on disk, so a batch carrying one waits for the disk after all.
+    const o = opts?.stepsBeforeSaved && reserved.length ? { awaitFlush: opts.awaitFlush ?? true } : opts;
+    await Promise.all([...reserved.map((r) => store.kvPut(r.ns, r.key, r.value)), store.commit(batch, o)]);
     if (batch.jobs?.length) deps.wake?.();
   }
 
@@ -354,7 +344,7 @@ export function createPipeline(deps: PipelineDeps) {
       await placeTopic(t, router, 0);
       const e = entry(t, 'routed', `Routed to ${t.summary}`, now, t.explanation);
       const jobs = [job('topic', `topic:${t.key}:g0`, t.key, { generation: 0 }, now)];
-      await commit({ tickets: [t], history: [e], counters: ops, jobs, timers: [...slaTimers(t, router), ...overflowTimer(t, router, now)], completeJobs: [j.id] }, TOPIC_STEP_WAITS_FOR_SAVE);
+      await commit({ tickets: [t], history: [e], counters: ops, jobs, timers: [...slaTimers(t, router), ...overflowTimer(t, router, now)], completeJobs: [j.id] });
       log.info('ticket routed', { ticket: t.key, queue: t.queueId, agent: t.agentId, outcome: d.outcome, rule: t.ruleId });
     });
   }
@@ -465,11 +455,7 @@ export function createPipeline(deps: PipelineDeps) {
       });
       t = (await store.getTicket(j.ticketKey))!;
     }
-    const request = topicRequest(t);
-    // The routing decision that queued this step may still be syncing (TOPIC_STEP_WAITS_FOR_SAVE): nothing goes to
-    // Telegram before it, and the records this call relies on, are on disk.
-    await store.saved();
-    const topic = await messenger.createTopic(request);
+    const topic = await messenger.createTopic(topicRequest(t));
     // The card and the write-back start while this is saved. A power cut that takes it runs this step again: the
     // connector's record (saved with the decision) makes it find the topic it made, the card's random_id makes Telegram
     // refuse a second card, and the note's record (saved with the decision, or with this batch, which then waits for

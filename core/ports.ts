@@ -393,11 +393,8 @@ export interface Store {
    * awaitFlush false: as for commit, may resolve once the record is visible, before it is on disk; only for records
    * whose loss a retry recovers from (the outcome of a call, where the record from before the call lets a retry find
    * it). It is saved with the next change that is waited for.
-   * stepsBeforeSaved: a record submitted with a commit of that option (a reservation the commit's step relies on):
-   * resolves once visible, and an exclusive section does not wait for it; the step that relies on it waits for
-   * saved() before its call.
    */
-  kvPut(ns: string, key: string, value: unknown, opts?: { ttlMs?: number; awaitFlush?: boolean; stepsBeforeSaved?: boolean }): Promise<void>;
+  kvPut(ns: string, key: string, value: unknown, opts?: { ttlMs?: number; awaitFlush?: boolean }): Promise<void>;
   kvDelete(ns: string, key: string): Promise<boolean>;
   kvList<T = unknown>(ns: string): Promise<{ key: string; value: T }[]>;
 

@@ -1404,7 +1404,7 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
       try {
         const ttl = opts?.ttlMs === undefined ? undefined : Math.min(opts.ttlMs, expiringCapMs);
         // The value applied is submit's own copy (the caller keeps its object), then shared frozen by every read.
-        await submit({ op: 'kvput', ns, key, value: value === undefined ? null : value, ...(ttl !== undefined ? { expiresAt: clock.now() + ttl } : {}) }, opts?.awaitFlush ?? true, opts?.stepsBeforeSaved ?? false);
+        await submit({ op: 'kvput', ns, key, value: value === undefined ? null : value, ...(ttl !== undefined ? { expiresAt: clock.now() + ttl } : {}) }, opts?.awaitFlush ?? true);
       } finally {
         bump(kvPutsInFlight, id, -1);
       }

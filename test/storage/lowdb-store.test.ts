@@ -370,21 +370,6 @@ describe('lowdb store on disk', () => {
     expect((await s.claimJobs(T0, 10, 60_000)).map((j) => j.id)).toEqual(['route:hubspot:42:2']);
   });
 
-  it('ends an exclusive section without waiting for the disk when its decision and the records put with it were made with stepsBeforeSaved', async () => {
-    const s = (await open()) as LowdbStore;
-    const syncs = s.stats().syncs;
-    const job1 = job('topic:hubspot:42:1', { ticketKey: 'hubspot:42:1', kind: 'topic' });
-    await s.exclusive(() => Promise.all([s.kvPut('telegram:topics', 'r1', { title: 't' }, { stepsBeforeSaved: true }), s.commit({ jobs: [job1] }, { stepsBeforeSaved: true })]));
-    // Nothing between the section and these checks yields to the event loop, so the fdatasync cannot have finished.
-    expect(s.stats().syncs).toBe(syncs);
-    expect((await s.claimJobs(T0, 10, 60_000)).map((j) => j.id)).toEqual(['topic:hubspot:42:1']);
-    await s.saved();
-    expect(s.stats().syncs).toBe(syncs + 1);
-    // Without the option, the section waits for its record.
-    await s.exclusive(() => s.kvPut('telegram:topics', 'r2', { title: 't' }));
-    expect(s.stats().syncs).toBe(syncs + 2);
-  });
-
   it('saved() waits for every change made before it, lazy ones included, and returns at once when all is on disk', async () => {
     const s = (await open()) as LowdbStore;
     await s.kvPut('hubspot:notes', 'n1', { status: 'done' }, { awaitFlush: false });
