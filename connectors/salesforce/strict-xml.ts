@@ -1,12 +1,14 @@
 // A strict, namespace-aware reader for the small SOAP documents Salesforce posts (outbound messages). It refuses any
 // document that is not well-formed XML: one root element, balanced tags, quoted and unique attributes, declared
 // namespace prefixes, and only the five predefined entities and character references (no DOCTYPE, so no entity
-// expansion and no external entities). Comments and processing instructions are skipped; CDATA is text.
+// expansion and no external entities). Comments and processing instructions are skipped; CDATA is text; line ends are
+// normalised to \n as XML requires (a carriage return that must survive is sent as &#13;).
 //
 // Why not a general XML library: the outbound message is parsed on the webhook's path, once every few seconds, so
 // the parser never runs warm. Tokenising with one sticky regular expression keeps the character-level work in the
 // regular-expression engine (compiled to machine code however rarely it runs), where a character-by-character
-// parser runs interpreted: 1–5 ms per message against a fraction of one (see the README's figures).
+// parser runs interpreted: about 0.4 ms per message called every half second, against 1.5 ms for fast-xml-parser's
+// validator, parser and the schema check this replaced (3.3 ms on average inside the service).
 
 export type XmlElement = {
   /** The name as written (with its prefix). */
@@ -25,7 +27,7 @@ export type XmlElement = {
 
 export class XmlError extends Error {}
 
-export const XML_NS = 'http://www.w3.org/XML/1998/namespace';
+const XML_NS = 'http://www.w3.org/XML/1998/namespace';
 const MAX_DEPTH = 20;
 
 const NAME = '[A-Za-z_][A-Za-z0-9_.:-]*';
@@ -65,7 +67,8 @@ const prefixOf = (name: string) => {
 const localOf = (name: string) => name.slice(name.indexOf(':') + 1);
 
 /** Reads a whole document; throws XmlError naming the first problem and its line. */
-export function readXml(xml: string): XmlElement {
+export function readXml(source: string): XmlElement {
+  const xml = source.includes('\r') ? source.replace(/\r\n?/g, '\n') : source;
   const lineAt = (pos: number) => {
     let line = 1;
     for (let i = xml.indexOf('\n'); i >= 0 && i < pos; i = xml.indexOf('\n', i + 1)) line++;

@@ -60,6 +60,10 @@ describe('strict XML reader', () => {
     expect(() => readXml(xml)).toThrow(XmlError);
   });
 
+  it('normalises line ends as XML requires, and keeps a carriage return sent as a reference', () => {
+    expect(readXml('<a>one\r\ntwo\rthree&#13;</a>').text).toBe('one\ntwo\nthree\r');
+  });
+
   it('names the line of the problem', () => {
     expect(() => readXml('<a>\n<b>\n</c></a>')).toThrow(/does not match <b> \(line 3\)/);
   });
