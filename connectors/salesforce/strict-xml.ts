@@ -107,21 +107,22 @@ export function readXml(source: string): XmlElement {
       if (root && !top) throw new XmlError(`a second root element <${name}> ${at()}`);
       if (stack.length >= MAX_DEPTH) throw new XmlError(`elements nested deeper than ${MAX_DEPTH} ${at()}`);
       const attrs: Record<string, string> = {};
-      let scope = top?.scope ?? rootScope;
+      // A declaration gives the element a scope of its own; otherwise it shares its parent's.
+      const parentScope = top?.scope ?? rootScope;
+      let scope = parentScope;
       for (const a of m[7]!.matchAll(ATTR)) {
         const key = a[1]!;
         if (Object.hasOwn(attrs, key)) throw new XmlError(`attribute ${key} repeated on <${name}> ${at()}`);
         const value = decode(a[2] ?? a[3] ?? '', at);
         attrs[key] = value;
         if (key === 'xmlns' || key.startsWith('xmlns:')) {
-          if (scope === (top?.scope ?? rootScope)) scope = new Map(scope);
+          if (scope === parentScope) scope = new Map(scope);
           scope.set(key === 'xmlns' ? '' : key.slice(6), value);
         }
       }
       const prefix = prefixOf(name);
       const ns = scope.get(prefix);
       if (prefix && ns === undefined) throw new XmlError(`namespace prefix "${prefix}" of <${name}> is not declared ${at()}`);
-      const resolved = scope;
       const el: XmlElement = {
         name,
         local: localOf(name),
@@ -130,7 +131,7 @@ export function readXml(source: string): XmlElement {
         children: [],
         text: '',
         attr(wantNs, wantLocal) {
-          for (const [k, v] of Object.entries(attrs)) if (localOf(k) === wantLocal && prefixOf(k) && resolved.get(prefixOf(k)) === wantNs) return v;
+          for (const [k, v] of Object.entries(attrs)) if (localOf(k) === wantLocal && prefixOf(k) && scope.get(prefixOf(k)) === wantNs) return v;
           return undefined;
         },
       };
