@@ -455,7 +455,7 @@ export function createPipeline(deps: PipelineDeps) {
       });
       t = (await store.getTicket(j.ticketKey))!;
     }
-    const topic = await messenger.createTopic(topicRequest(t));
+    const topic = await messenger.createTopic({ ...topicRequest(t), firstRun: j.claims === 1 });
     // The card and the write-back start while this is saved. A power cut that takes it runs this step again: the
     // connector's record (saved with the decision) makes it find the topic it made, the card's random_id makes Telegram
     // refuse a second card, and the note's record (saved with the decision, or with this batch, which then waits for
@@ -552,7 +552,7 @@ export function createPipeline(deps: PipelineDeps) {
     const e = entries.find((x) => x.key === entryKey);
     if (!e) throw new AppError('not_found', `History entry ${entryKey} is missing from the store.`);
     const router = await currentRouter();
-    await crmOf(t.ref).writeBack(t.ref, { entry: e, fields: routingFields(t, router), companyId: t.companyId, history: entries });
+    await crmOf(t.ref).writeBack(t.ref, { entry: e, fields: routingFields(t, router), companyId: t.companyId, history: entries, firstRun: j.claims === 1 });
     await commit({ completeJobs: [j.id] }, DONE_AFTER_SIDE_EFFECT);
   }
 

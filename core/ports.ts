@@ -109,11 +109,15 @@ export type CrmWriteBack = {
   companyId: string | null;
   /** The ticket's stored history as the pipeline just read it (Store.history order), for a connector that shows it whole. */
   history?: HistoryEntry[];
+  /** The step's first run anywhere (its job's first claim); see Reservation. */
+  firstRun?: boolean;
 };
 
 /**
  * A record a connector keeps before a side effect it cannot repeat blindly (what it is about to create, so that a retry
- * after a crash looks for it instead of creating a second one). See MessengerPort.reserveTopic.
+ * after a crash looks for it instead of creating a second one). See MessengerPort.reserveTopic. The connector may skip
+ * that look only for a record it reserved in this process when the step is on its first run anywhere (`firstRun`): on a
+ * retry, after a restart, or once another instance has run the step, something may have been sent.
  */
 export type Reservation = { ns: string; key: string; value: unknown };
 
@@ -167,6 +171,8 @@ export type CreateTopicRequest = {
   tier: Tier | null;
   /** Stored before the call; the same id on a retry lets the messenger return the topic it already made. */
   randomId: string;
+  /** The step's first run anywhere (its job's first claim); see Reservation. */
+  firstRun?: boolean;
   /** Under throttling, higher first: tier, then a nearer SLA deadline (the same scale as posts). */
   priority?: number;
 };
@@ -188,8 +194,8 @@ export interface MessengerPort {
    * The record createTopic would store before its call, for the pipeline to store with the commit that queues the
    * topic step (the same write, so one fsync fewer on the ticket's path); [] when there is nothing to reserve (a record
    * exists already, or the group is not linked yet: createTopic then stores it itself). No upstream call. A record this
-   * process reserved and has not tried yet lets createTopic call at once; anything else (a restart, another instance,
-   * a retry) makes it look for an earlier attempt's topic first.
+   * process reserved, on the step's first run (req.firstRun), lets createTopic call at once; anything else (a restart,
+   * another instance, a retry) makes it look for an earlier attempt's topic first.
    */
   reserveTopic?(req: CreateTopicRequest): Promise<Reservation[]>;
   post(req: PostRequest): Promise<{ messageId: number }>;
@@ -265,6 +271,11 @@ export type Job = {
   lastError: string | null;
   leaseUntil: number;
   createdAt: number;
+  /**
+   * Times claimJobs has handed the job out, this claim included (absent before the first). A store that several
+   * processes share counts it durably; 1 then means no other run of the step can have started anywhere.
+   */
+  claims?: number;
 };
 
 export const TIMER_KINDS = ['sla_reminder', 'sla_breach', 'overflow_check', 'offline_grace'] as const;
@@ -370,7 +381,7 @@ export interface Store {
   /** Runs fn exclusively against other routing decisions (counters read and changed as one). */
   exclusive<T>(fn: () => Promise<T>): Promise<T>;
 
-  /** Due pending jobs not under lease, oldest nextAt first; sets leaseUntil = now + leaseMs. Does not touch attempts. */
+  /** Due pending jobs not under lease, oldest nextAt first; sets leaseUntil = now + leaseMs, claims + 1. Does not touch attempts. */
   claimJobs(now: number, limit: number, leaseMs: number): Promise<Job[]>;
   /** attempts + 1, lastError = error, lease cleared; retryAt null makes the job a dead letter. */
   failJob(id: string, error: string, retryAt: number | null): Promise<void>;

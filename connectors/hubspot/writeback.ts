@@ -26,6 +26,8 @@ export type WriteRequest = {
   companyProperties: Record<string, string>;
   entryKey: string;
   note: { body: string; timestamp: string };
+  /** The write-back step's first run anywhere (see Reservation in core/ports.ts). */
+  firstRun?: boolean;
 };
 
 type Item = WriteRequest & { resolve: () => void; reject: (e: unknown) => void };
@@ -46,7 +48,8 @@ export function createWriter(o: { session: () => PortalSession; portalId: string
   const { store, logger, clock, portalId } = o;
   const queue: Item[] = [];
   let running = false;
-  // Entry keys whose "pending" record this process reserved (reserve) and has not sent yet: no note to look for.
+  // Entry keys whose "pending" record this process reserved (reserve) and has not sent yet: on the step's first run
+  // there is no note to look for (on a later one another instance may have made it).
   const untried = createUntried();
   const pending = (ticketId: string): NoteRecord => ({ status: 'pending', noteId: null, ticketId, at: clock.now() });
 
@@ -102,7 +105,7 @@ export function createWriter(o: { session: () => PortalSession; portalId: string
       const rec = await store.kvGet<NoteRecord>(NS.notes, i.entryKey);
       if (rec?.status === 'done') continue;
       if (rec?.status === 'pending') recorded.add(i);
-      if (rec?.status === 'pending' && !untried.has(i.entryKey)) {
+      if (rec?.status === 'pending' && !(i.firstRun && untried.has(i.entryKey))) {
         try {
           const found = await findNote(i.ticketId, i.entryKey);
           if (found) {

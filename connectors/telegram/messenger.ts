@@ -63,7 +63,8 @@ function usersIn(res: { users?: Api.TypeUser[] }): { userId: string; accessHash:
 
 export function createMessenger(getCtx: () => Ctx, linker: () => Linker): MessengerPort {
   const inflight = new Map<string, Promise<unknown>>();
-  // Random ids whose topic record this process reserved (reserveTopic) and has not sent yet: no attempt to find.
+  // Random ids whose topic record this process reserved (reserveTopic) and has not sent yet: on the step's first run
+  // there is no attempt to find (on a later one another instance may have made the topic).
   const untried = createUntried();
   const members = new Map<string, Set<string>>(); // channel id -> user ids known to be in the group
   let contactsLoaded = false;
@@ -154,8 +155,9 @@ export function createMessenger(getCtx: () => Ctx, linker: () => Linker): Messen
     return once(`topic:${randomId}`, async () => {
       const ch = await linker().channelFor(req.groupId);
       const prior = await ctx.store.kvGet<TopicRecord>(NS_TOPICS, randomId);
-      // Only a record reserved here and never sent is known to have no topic behind it; from here on it is tried.
-      const tried = !untried.take(randomId);
+      // Only a record reserved here and never sent, on the step's first run anywhere, is known to have no topic behind
+      // it; from here on it is tried.
+      const tried = !untried.take(randomId) || !req.firstRun;
       const ref = (topicId: number): TopicRef => ({ groupId: req.groupId, topicId, link: topicLink(ch.channelId, topicId) });
       // Not waited onto disk: if a crash takes them, the record from before the call (which is) makes the retry look
       // for the topic and find it. The caller's next durable write (the pipeline storing the topic) saves them too.

@@ -1324,9 +1324,11 @@ async function build(opts: LowdbStoreOptions, paths: { dir: string; histDir: str
         if (unsaved.size && unsaved.has(`j:${id}`)) notYet.push(j);
         else out.push(j);
       }
-      // Leases live in memory only: one process owns the directory, and opening clears them.
+      // Leases live in memory only: one process owns the directory, and opening clears them. Claim counts need not
+      // be durable here either: only this process runs steps, and a restart empties what connectors reserved in memory.
       for (const j of out) {
         j.leaseUntil = now + leaseMs;
+        j.claims = (j.claims ?? 0) + 1;
         due.schedule(j);
       }
       for (const j of notYet) due.schedule(j);

@@ -208,7 +208,10 @@ export function createMemoryStore(opts: { clock?: Clock; retentionMs?: number } 
     async claimJobs(now, limit, leaseMs) {
       const due = [...s.jobs.values()].filter((j) => j.status === 'pending' && j.nextAt <= now && j.leaseUntil <= now).sort((a, b) => a.nextAt - b.nextAt || a.createdAt - b.createdAt);
       const out = due.slice(0, limit);
-      for (const j of out) j.leaseUntil = now + leaseMs;
+      for (const j of out) {
+        j.leaseUntil = now + leaseMs;
+        j.claims = (j.claims ?? 0) + 1;
+      }
       return clone(out);
     },
     async failJob(id, error, retryAt) {

@@ -509,6 +509,23 @@ describe('connector records reserved with the step', () => {
     expect(await h.store.kvGet('crm', `${ticketKey(ref)}#1`)).toBe('pending');
   });
 
+  it('tells a connector whether its step runs for the first time anywhere: yes on the first claim, no on a retry', async () => {
+    const h = await harness(CONFIG);
+    const runs: (boolean | undefined)[] = [];
+    const createTopic = h.tg.port.createTopic.bind(h.tg.port);
+    h.tg.port.createTopic = (req) => (runs.push(req.firstRun), createTopic(req));
+    h.tg.crashAfterCreate();
+    const ref = h.crm.add('r3', { tier: 'enterprise' }, 'Login fails');
+    await h.pipeline.intake.accept([ev(ref, 'e1', h.clock.now())]);
+    await h.drain();
+    h.clock.advance(5_000);
+    await h.drain();
+    // Only the first run may trust what the connector reserved in memory; the retry must look for the first's topic.
+    expect(runs).toEqual([true, false]);
+    expect(h.tg.topics).toHaveLength(1);
+    expect(h.crm.writes.map((w) => w.firstRun)).toEqual([true]);
+  });
+
   it('routes as before when a connector cannot reserve (it writes its record in the step)', async () => {
     const h = await harness(CONFIG);
     h.tg.port.reserveTopic = async () => {

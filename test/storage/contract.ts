@@ -331,12 +331,14 @@ export function runStoreContract(name: string, open: OpenStore): void {
         for (const j of got) {
           expect(j.leaseUntil).toBe(T0 + 5000 + 30_000);
           expect(j.attempts).toBe(0);
+          expect(j.claims).toBe(1);
         }
         expect((await store.claimJobs(T0 + 5000, 10, 30_000)).map((j) => j.id)).toEqual(['later']);
         // Leased jobs stay pending but are not handed out again until the lease ends.
         expect(await store.claimJobs(T0 + 5000, 10, 30_000)).toEqual([]);
         expect(await store.pendingJobs()).toBe(5);
-        expect((await store.claimJobs(T0 + 5000 + 30_000, 10, 30_000)).map((j) => j.id)).toEqual(['first', 'a', 'b', 'later']);
+        // Handed out again once the lease ends, and counted: a connector may then no longer assume nothing was sent.
+        expect((await store.claimJobs(T0 + 5000 + 30_000, 10, 30_000)).map((j) => [j.id, j.claims])).toEqual([['first', 2], ['a', 2], ['b', 2], ['later', 2]]);
         expect(await store.claimJobs(T0, 0, 1000)).toEqual([]);
       });
 
@@ -376,7 +378,7 @@ export function runStoreContract(name: string, open: OpenStore): void {
         await store.failJob('post:1', 'upstream: HubSpot answered 502', T0 + 10_000);
         expect(await store.claimJobs(T0 + 9_999, 10, 60_000)).toEqual([]);
         const [again] = await store.claimJobs(T0 + 10_000, 10, 60_000);
-        expect(again).toMatchObject({ id: 'post:1', attempts: 1, lastError: 'upstream: HubSpot answered 502', nextAt: T0 + 10_000, status: 'pending' });
+        expect(again).toMatchObject({ id: 'post:1', attempts: 1, lastError: 'upstream: HubSpot answered 502', nextAt: T0 + 10_000, status: 'pending', claims: 2 });
         await store.failJob('post:1', 'upstream: HubSpot answered 503', T0 + 20_000);
         expect((await store.claimJobs(T0 + 20_000, 10, 60_000))[0]).toMatchObject({ attempts: 2, lastError: 'upstream: HubSpot answered 503' });
       });

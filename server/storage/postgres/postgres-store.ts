@@ -80,14 +80,14 @@ type TxContext = {
   head: ConfigHead | null;
 };
 
-type JobRow = { id: string; kind: JobKind; ticket_key: string; payload: Record<string, unknown>; attempts: number; next_at: number; status: 'pending' | 'dead'; last_error: string | null; lease_until: number; created_at: number; n: number };
+type JobRow = { id: string; kind: JobKind; ticket_key: string; payload: Record<string, unknown>; attempts: number; next_at: number; status: 'pending' | 'dead'; last_error: string | null; lease_until: number; created_at: number; n: number; claims: number };
 type TimerRow = { id: string; kind: Timer['kind']; at: number; ticket_key: string | null; agent_id: string | null; n: number };
 type ConfigRow = { version: number; config: RoutingConfig | null; saved_at: number; author: string; note: string };
 
-const JOB_COLUMNS = 'id, kind, ticket_key, payload, attempts, next_at, status, last_error, lease_until, created_at, n';
+const JOB_COLUMNS = 'id, kind, ticket_key, payload, attempts, next_at, status, last_error, lease_until, created_at, n, claims';
 
 function toJob(r: JobRow): Job {
-  return { id: r.id, kind: r.kind, ticketKey: r.ticket_key, payload: r.payload, attempts: r.attempts, nextAt: r.next_at, status: r.status, lastError: r.last_error, leaseUntil: r.lease_until, createdAt: r.created_at };
+  return { id: r.id, kind: r.kind, ticketKey: r.ticket_key, payload: r.payload, attempts: r.attempts, nextAt: r.next_at, status: r.status, lastError: r.last_error, leaseUntil: r.lease_until, createdAt: r.created_at, ...(r.claims ? { claims: r.claims } : {}) };
 }
 
 function toTimer(r: TimerRow): Timer {
@@ -470,7 +470,7 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
              LIMIT $2
              FOR UPDATE SKIP LOCKED
            )
-           UPDATE jobs SET lease_until = $1::double precision + $3::double precision, leased_by = $5 FROM c WHERE jobs.id = c.id
+           UPDATE jobs SET lease_until = $1::double precision + $3::double precision, leased_by = $5, claims = jobs.claims + 1 FROM c WHERE jobs.id = c.id
            RETURNING ${JOB_COLUMNS.split(', ').map((c) => `jobs.${c}`).join(', ')}`,
           [now, limit, leaseMs, exclude, instanceId],
         );

@@ -147,7 +147,7 @@ describe('HubSpot write-back after a lost answer', () => {
     for (const r of reserved) await h.store.kvPut(r.ns, r.key, r.value);
     expect(await h.connector.crm.reserveWriteBack!(ref(h, t.id), update.entry.key)).toEqual([]); // never over an existing record
     h.sb.clearRequests();
-    await h.connector.crm.writeBack(ref(h, t.id), update);
+    await h.connector.crm.writeBack(ref(h, t.id), { ...update, firstRun: true });
     expect(h.sb.ticket(t.id)!.notes).toHaveLength(1);
     expect(h.sb.requests({ path: `/crm/v4/objects/tickets/${t.id}/associations/notes` })).toHaveLength(0);
 
@@ -159,6 +159,24 @@ describe('HubSpot write-back after a lost answer', () => {
     await h.connector.crm.writeBack(ref(h, u.id), later);
     expect(h.sb.requests({ path: `/crm/v4/objects/tickets/${u.id}/associations/notes` }).length).toBeGreaterThan(0);
     expect(h.sb.ticket(u.id)!.notes).toHaveLength(1);
+  });
+
+  it('a note reserved here is looked for first when another instance may have run the step (a later claim)', async () => {
+    h = await startHarness();
+    const t = await h.sb.createTicket({ subject: 'Reserved here, sent there', notify: false });
+    const update = writeBackFor(h, t.id, t.companyId);
+    for (const r of await h.connector.crm.reserveWriteBack!(ref(h, t.id), update.entry.key)) await h.store.kvPut(r.ns, r.key, r.value);
+    // Another instance claims the step first, creates the note and dies before recording it.
+    const other = await h.anotherInstance();
+    h.sb.injectLostResponse(1, { match: { path: '/crm/v3/objects/notes/batch/create' } });
+    await other.crm.writeBack(ref(h, t.id), { ...update, firstRun: true }).catch(() => undefined);
+    expect(h.sb.ticket(t.id)!.notes).toHaveLength(1);
+    await other.stop();
+
+    // Its lease runs out and the step comes back to the instance that reserved the record, on its second claim.
+    await h.connector.crm.writeBack(ref(h, t.id), { ...update, firstRun: false });
+    expect(h.sb.ticket(t.id)!.notes).toHaveLength(1);
+    expect(h.sb.requests({ path: '/crm/v3/objects/notes/batch/create' })).toHaveLength(1);
   });
 
   it('a reserved note whose create lost its answer is looked for on the retry, not created again', async () => {

@@ -115,7 +115,7 @@ export async function startHarness(
     },
   };
   const logger = o.logger ?? silentLogger;
-  const connector = await createHubspotConnector({
+  const connectorOptions: Parameters<typeof createHubspotConnector>[0] = {
     env: {
       ...(o.privateToken === false ? {} : { accessToken: sb.accessToken }),
       ...(o.oauth === false ? {} : { clientId: sb.clientId }),
@@ -131,7 +131,8 @@ export async function startHarness(
     clock,
     intake: o.intake ?? recordingIntake,
     tuning: { now: time.now, sleep: time.sleep, retryBaseMs: 10, timeoutMs: 2_000, ...o.tuning },
-  });
+  };
+  const connector = await createHubspotConnector(connectorOptions);
   app.route('/', connector.routes);
   if (o.pipeline) {
     pipeline = createPipeline({ store, clock, logger, crm: (id) => (id === 'hubspot' ? connector.crm : undefined), messenger: messenger.port, options: { backoffBaseMs: 1000 } });
@@ -166,6 +167,12 @@ export async function startHarness(
     },
     drain,
     company: (name: string) => sb.companyByName(name)!,
+    /** A second service instance's connector on the same store and sandbox (stop it when done). */
+    async anotherInstance() {
+      const c = await createHubspotConnector(connectorOptions);
+      await c.start();
+      return c;
+    },
     async close() {
       await connector.stop();
       await sb.close();

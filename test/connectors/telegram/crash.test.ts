@@ -41,7 +41,7 @@ describe('crash between create and store', () => {
     const searches = () => (h.sandbox.stats().requests['channels.GetForumTopics'] ?? 0) + (h.sandbox.stats().requests['channels.GetMessages'] ?? 0);
     const before = searches();
     h.sandbox.dropNextResponse('channels.CreateForumTopic');
-    void h.connector.messenger.createTopic(req).catch(() => {});
+    void h.connector.messenger.createTopic({ ...req, firstRun: true }).catch(() => {});
     await h.clock.advance(0);
     expect(searches()).toBe(before); // sent at once: nothing can have been created before
     expect(h.sandbox.topics(channelOf('vip'))).toHaveLength(1);
@@ -50,6 +50,23 @@ describe('crash between create and store', () => {
     const after = await h.restart();
     const ref = await after.messenger.createTopic(req);
     expect(searches()).toBeGreaterThan(before); // a record this process did not reserve: looked for first
+    expect(h.sandbox.topics(channelOf('vip'))).toEqual([expect.objectContaining({ topicId: ref.topicId })]);
+    expect(h.sandbox.stats().requests['channels.CreateForumTopic']).toBe(1);
+  });
+
+  it('a topic reserved here is looked for first when another instance may have run the step (a later claim)', async () => {
+    h = await setup();
+    for (const r of await h.connector.messenger.reserveTopic!(req)) await h.store.kvPut(r.ns, r.key, r.value);
+    // Another instance claims the step first, creates the topic and dies before the answer arrives.
+    const other = await h.restart();
+    h.sandbox.dropNextResponse('channels.CreateForumTopic');
+    void other.messenger.createTopic({ ...req, firstRun: true }).catch(() => {});
+    await h.clock.advance(0);
+    expect(h.sandbox.topics(channelOf('vip'))).toHaveLength(1);
+    await other.stop();
+
+    // Its lease runs out and the step comes back to the instance that reserved the record, on its second claim.
+    const ref = await h.connector.messenger.createTopic({ ...req, firstRun: false });
     expect(h.sandbox.topics(channelOf('vip'))).toEqual([expect.objectContaining({ topicId: ref.topicId })]);
     expect(h.sandbox.stats().requests['channels.CreateForumTopic']).toBe(1);
   });

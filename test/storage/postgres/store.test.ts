@@ -41,9 +41,9 @@ describe.skipIf(postgresSkipReason !== null)('PostgreSQL store', () => {
     it('`npm run migrate` migrates DATABASE_URL and says so; a second run finds it up to date', async () => {
       const url = await db.database();
       const first = await run(process.execPath, [MIGRATE], { env: { ...process.env, DATABASE_URL: url } });
-      expect(first.stdout).toMatch(/^Applied 0001_init, 0002_kv_expiry, 0003_routing_counters, 0004_history_by_n; PostgreSQL at 127\.0\.0\.1:\d+\/\S+ is at schema version 4\.$/m);
+      expect(first.stdout).toMatch(/^Applied 0001_init, 0002_kv_expiry, 0003_routing_counters, 0004_history_by_n, 0005_job_claims; PostgreSQL at 127\.0\.0\.1:\d+\/\S+ is at schema version 5\.$/m);
       const second = await run(process.execPath, [MIGRATE], { env: { ...process.env, DATABASE_URL: url } });
-      expect(second.stdout).toMatch(/is up to date \(schema version 4\)/);
+      expect(second.stdout).toMatch(/is up to date \(schema version 5\)/);
       const missing = await run(process.execPath, [MIGRATE], { env: { ...process.env, DATABASE_URL: '' } }).catch((e: { code: number; stderr: string }) => e);
       expect(missing).toMatchObject({ code: 2, stderr: expect.stringContaining('DATABASE_URL is not set') });
     });
@@ -55,7 +55,7 @@ describe.skipIf(postgresSkipReason !== null)('PostgreSQL store', () => {
       const err = await openPostgresStore({ url, logger: silent }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(AppError);
       expect((err as AppError).code).toBe('misconfigured');
-      expect((err as AppError).message).toMatch(/schema is at version 999, newer than this Tierline build knows \(4\)/);
+      expect((err as AppError).message).toMatch(/schema is at version 999, newer than this Tierline build knows \(5\)/);
     });
 
     it('has the indexes the history and report views filter on', async () => {
