@@ -38,6 +38,7 @@ import { openPostgresStore } from './storage/postgres/postgres-store.ts';
 import { followerExcludes, startLeaderElection, type Leader } from './storage/postgres/leader.ts';
 import { createStepTiming, type StepTiming } from './step-timing.ts';
 import { startWorker, type Worker } from './worker.ts';
+import { startIdleGc } from './idle-gc.ts';
 
 export type Service = {
   url: string;
@@ -130,10 +131,11 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
   // is built. The app is called directly rather than mounted with route(): a mounted app with its own error handler
   // has every route wrapped in a per-request compose, which was a large share of each webhook's allocation.
   let app: Hono | null = null;
+  const idleGc = startIdleGc({ logger: log.child({ component: 'idle-gc' }) });
   const server: ServerType = await new Promise((ok) => {
     const s = serve(
       {
-        fetch: (req, bindings) => app?.fetch(req, bindings) ?? Response.json(errorBody('starting', 'Tierline is starting; try again in a moment.'), { status: 503, headers: { 'retry-after': '1' } }),
+        fetch: (req, bindings) => (app ? idleGc.during(async () => app!.fetch(req, bindings)) : null) ?? Response.json(errorBody('starting', 'Tierline is starting; try again in a moment.'), { status: 503, headers: { 'retry-after': '1' } }),
         port: env.PORT,
         hostname: env.HOST,
       },
@@ -316,7 +318,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
     crm: (id) => timedCrm.get(id),
     messenger: timing.upstream(messenger, 'telegram'),
     wake: () => worker?.wake(),
-    observeStep: timing.observeStep,
+    observeStep: (j, run) => idleGc.during(() => timing.observeStep(j, run)),
     random: Math.random,
     options: opts.pipeline,
   });
@@ -413,6 +415,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
     sandboxes,
     adminTokenFile: admin.file,
     async stop() {
+      idleGc.stop();
       generator?.stop();
       await worker?.stop();
       await leader?.stop();
