@@ -11,7 +11,7 @@
 import { getHeapSpaceStatistics } from 'node:v8';
 import type { Logger } from '../core/ports.ts';
 
-type GcFn = (options?: { type?: 'major' | 'minor'; execution?: 'sync' | 'async' }) => void;
+type GcFn = (options?: { type?: 'major' | 'minor' }) => void;
 
 export type IdleGcOptions = {
   /** How long nothing must have run before collecting (default 1 s). */
@@ -55,7 +55,7 @@ export function startIdleGc(o: IdleGcOptions = {}, readHeap: () => HeapUse = hea
   const now = o.now ?? (() => performance.now());
   let active = 0;
   let lastActivity = now();
-  // The old generation's size after the last full collection (ours, or V8's: its own shrink the baseline too).
+  // The old generation's smallest size since the last full collection of ours (one of V8's own lowers it too).
   let oldBase = readHeap().old;
   // One collection per lull: after it, nothing changes until something runs again.
   let collectedThisLull = false;
