@@ -105,7 +105,7 @@ export function createWriter(o: { session: () => PortalSession; portalId: string
       const rec = await store.kvGet<NoteRecord>(NS.notes, i.entryKey);
       if (rec?.status === 'done') continue;
       if (rec?.status === 'pending') recorded.add(i);
-      if (rec?.status === 'pending' && !(i.firstRun && untried.has(i.entryKey))) {
+      if (rec?.status === 'pending' && !untried.has(i.entryKey, i.firstRun)) {
         try {
           const found = await findNote(i.ticketId, i.entryKey);
           if (found) {
@@ -126,7 +126,7 @@ export function createWriter(o: { session: () => PortalSession; portalId: string
       // On disk before the create (all in one write, unless reserved with the step): a retry after a crash then looks
       // for the note first.
       await Promise.all(part.filter((i) => !recorded.has(i)).map((i) => store.kvPut(NS.notes, i.entryKey, pending(i.ticketId))));
-      for (const i of part) untried.take(i.entryKey);
+      for (const i of part) untried.take(i.entryKey, i.firstRun);
       const inputs = part.map((i) => ({
         objectWriteTraceId: i.entryKey,
         properties: { hs_note_body: i.note.body, hs_timestamp: i.note.timestamp },

@@ -9,9 +9,10 @@ const MAX_UNTRIED = 10_000;
 
 export type Untried = {
   add(key: string): void;
-  has(key: string): boolean;
-  /** From now on the key counts as tried; true if it was untried until now. */
-  take(key: string): boolean;
+  /** Nothing can have been sent for key: reserved here, not tried since, and the step is on its first run anywhere. */
+  has(key: string, firstRun: boolean | undefined): boolean;
+  /** From now on the key counts as tried; what has() said until now. */
+  take(key: string, firstRun: boolean | undefined): boolean;
 };
 
 export function createUntried(max = MAX_UNTRIED): Untried {
@@ -21,7 +22,7 @@ export function createUntried(max = MAX_UNTRIED): Untried {
       if (keys.size >= max) keys.delete(keys.values().next().value!);
       keys.add(key);
     },
-    has: (key) => keys.has(key),
-    take: (key) => keys.delete(key),
+    has: (key, firstRun) => firstRun === true && keys.has(key),
+    take: (key, firstRun) => keys.delete(key) && firstRun === true,
   };
 }

@@ -157,7 +157,7 @@ export function createMessenger(getCtx: () => Ctx, linker: () => Linker): Messen
       const prior = await ctx.store.kvGet<TopicRecord>(NS_TOPICS, randomId);
       // Only a record reserved here and never sent, on the step's first run anywhere, is known to have no topic behind
       // it; from here on it is tried.
-      const tried = !untried.take(randomId) || !req.firstRun;
+      const tried = !untried.take(randomId, req.firstRun);
       const ref = (topicId: number): TopicRef => ({ groupId: req.groupId, topicId, link: topicLink(ch.channelId, topicId) });
       // Not waited onto disk: if a crash takes them, the record from before the call (which is) makes the retry look
       // for the topic and find it. The caller's next durable write (the pipeline storing the topic) saves them too.
