@@ -161,7 +161,7 @@ export async function createHubspotConnector(opts: HubspotConnectorOptions): Pro
         companyProperties: companyProperties(update.fields),
         entryKey: e.key,
         note: { body: noteBody(update), timestamp: new Date(e.at).toISOString() },
-        firstRun: update.firstRun === true,
+        firstRun: update.firstRun,
       });
       if (e.kind === 'routed' || e.kind === 'assigned') {
         await callbacks.complete(e.ticketKey, { queue: update.fields.queue, agent: update.fields.agent ?? '', topic_link: update.fields.topicLink ?? '' });
