@@ -11,7 +11,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { START_FLAGS } from './start-flags.ts';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +19,7 @@ import { startSalesforceSandbox, type SalesforceSandbox } from '../../connectors
 import { createTelegramSandbox, type TelegramSandbox } from '../../connectors/telegram/sandbox/index.ts';
 import { serveTelegramSandbox } from '../../connectors/telegram/sandbox/remote.ts';
 import type { TicketTiming } from '../../server/step-timing.ts';
+import { freePort } from '../setup/ports.ts';
 import type { BenchServiceOptions } from './service-proc.ts';
 
 export type E2eOptions = { rate?: number; seconds?: number; tickets?: number; intervalMs?: number; latencyMs?: number };
@@ -31,13 +31,6 @@ const SERVICE = fileURLToPath(new URL('./service-proc.ts', import.meta.url));
 /** TIERLINE_BENCH_SERVICE_FLAGS: extra Node flags for the service process only, to look inside a run (--trace-gc, --cpu-prof). */
 const debugFlags = () => (process.env.TIERLINE_BENCH_SERVICE_FLAGS ?? '').split(/\s+/).filter(Boolean);
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((ok) => srv.listen(0, '127.0.0.1', ok));
-  const port = (srv.address() as AddressInfo).port;
-  await new Promise<void>((ok) => srv.close(() => ok()));
-  return port;
-}
 
 /** Resident memory of a process, from /proc (what the operator's `ps` shows as RSS). */
 async function rssOf(pid: number): Promise<number> {

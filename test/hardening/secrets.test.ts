@@ -4,7 +4,6 @@
 // directory), tickets through both CRMs with injected upstream faults, hostile and legitimate admin and console
 // traffic, then every secret value looked for in everything that was written, and in the data directory.
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -13,6 +12,7 @@ import type { TelegramSandbox } from '../../connectors/telegram/sandbox/index.ts
 import { EnvError, loadEnv } from '../../server/env.ts';
 import { createLogger } from '../../server/logger.ts';
 import { startService, type Service } from '../../server/service.ts';
+import { freePort } from '../setup/ports.ts';
 import { SECRETS_KEY, startWorld, type World } from './world.ts';
 
 const SEALED = /^v1:[\w-]{16}:[\w-]{22}:[\w-]+$/;
@@ -102,16 +102,6 @@ describe('SECRETS_KEY is required for real mode', () => {
     for (const v of Object.values({ ...base, ...creds })) if (v.length >= 16 && !v.startsWith('https:')) expect(msg.includes(v), `message leaks ${v}`).toBe(false);
   });
 });
-
-async function freePort(): Promise<number> {
-  return new Promise((ok) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => ok(port));
-    });
-  });
-}
 
 async function until(what: string, probe: () => Promise<boolean> | boolean, ms = 20_000): Promise<void> {
   const end = Date.now() + ms;

@@ -8,11 +8,11 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { chown, mkdtemp, rm, readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { freePort } from './ports.ts';
 
 const run = promisify(execFile);
 
@@ -45,17 +45,6 @@ export const postgresSkipReason: string | null =
 if (postgresSkipReason) {
   if (process.env.TIERLINE_REQUIRE_POSTGRES === '1') throw new Error(`PostgreSQL tests are required (TIERLINE_REQUIRE_POSTGRES=1) but cannot run: ${postgresSkipReason}`);
   process.stderr.write(`\n[postgres] SKIPPING the PostgreSQL store tests: ${postgresSkipReason}\n\n`);
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** The command line that runs a PostgreSQL binary, as the `postgres` user when we are root. */
