@@ -1,7 +1,8 @@
 // Copies of stored data for the stores to hand out (their contract: a caller may change what it got without changing
 // the store). Everything a store holds is JSON-shaped (the lowdb store applies each change from its own log line), so
 // plain objects and arrays are copied by hand: structuredClone, which goes through V8's serialiser, took 6-7 times as
-// long per ticket (12.5 µs against 1.9 µs for a routed ticket), and a ticket's steps read it a dozen times.
+// long to copy a routed ticket in a warm loop (12.5 µs against 1.9 µs), and in the service's own time per ticket
+// (a CPU profile, 16 tickets) the copies went from 0.49 to 0.24 ms.
 
 /** A deep copy of JSON-shaped data; anything else inside (a Map, a Date) is copied by structuredClone. */
 export function copyData<T>(value: T): T {

@@ -31,7 +31,6 @@ const SERVICE = fileURLToPath(new URL('./service-proc.ts', import.meta.url));
 /** TIERLINE_BENCH_SERVICE_FLAGS: extra Node flags for the service process only, to look inside a run (--trace-gc, --cpu-prof). */
 const debugFlags = () => (process.env.TIERLINE_BENCH_SERVICE_FLAGS ?? '').split(/\s+/).filter(Boolean);
 
-
 /** Resident memory of a process, from /proc (what the operator's `ps` shows as RSS). */
 async function rssOf(pid: number): Promise<number> {
   const m = /VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8').catch(() => ''));
