@@ -132,6 +132,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
   // has every route wrapped in a per-request compose, which was a large share of each webhook's allocation.
   let app: Hono | null = null;
   const idleGc = startIdleGc({ logger: log.child({ component: 'idle-gc' }) });
+  if (!idleGc.enabled) log.info('idle-time garbage collection is off: Node was started without --expose-gc (npm start passes it; see the README, Deployment)');
   const server: ServerType = await new Promise((ok) => {
     const s = serve(
       {
