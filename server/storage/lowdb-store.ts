@@ -53,7 +53,7 @@ import { acquireLock, appendLines, DurableJsonFile, fsyncDir, readRanges, scanLi
 import { DueIndex } from './lowdb/due-index.ts';
 import { HistoryIndex, type Loc } from './lowdb/history-index.ts';
 import { closedAt, forgotten, retentionCutoff } from './retention.ts';
-import { copyData } from './copy.ts';
+import { copyData as clone } from './copy.ts';
 
 export const LIVE_FILE = 'tierline.json';
 export const WAL_FILE = 'tierline.wal';
@@ -185,7 +185,6 @@ type TicketMeta = {
 };
 
 const silent: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => silent };
-const clone = copyData;
 const topicKey = (groupId: string, topicId: number) => `${groupId}\u0000${topicId}`;
 const DATED = /^(\d{4}-\d{2}-\d{2}|undated)\.jsonl$/;
 const OLD_WAL = /^tierline\.wal\.(\d+)$/;

@@ -6,7 +6,7 @@ import type { RoutingConfig } from '../../core/config.ts';
 import type { Batch, Clock, ConfigVersion, Counters, HistoryEntry, HistoryQuery, Job, Store, TicketRecord, Timer } from '../../core/ports.ts';
 import { isOpenTicket } from '../../core/ports.ts';
 import { forgotten, retentionCutoff } from './retention.ts';
-import { copyData } from './copy.ts';
+import { copyData as clone } from './copy.ts';
 
 /** How long completed job ids and inbound event keys are remembered (Salesforce retries for 24 hours). */
 export const DEDUPE_WINDOW_MS = 7 * 24 * 3600_000;
@@ -26,8 +26,6 @@ export type MemoryState = {
 export function emptyState(): MemoryState {
   return { configs: [], inbound: new Map(), tickets: new Map(), jobs: new Map(), doneJobs: new Map(), timers: new Map(), history: [], counters: emptyCounters(), kv: new Map() };
 }
-
-const clone = copyData;
 
 /**
  * History keys already stored, per state: deduping a batch's entries by scanning the whole history made each commit
